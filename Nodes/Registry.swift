@@ -1,0 +1,1 @@
+// The node registry lives here.

@@ -1,0 +1,1 @@
+// The Diffusion target; see ../../README.md and DESIGN.md.

@@ -1,0 +1,1 @@
+// The ModelIO target; see ../../README.md and DESIGN.md.

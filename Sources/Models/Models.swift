@@ -1,0 +1,1 @@
+// The Models target; see ../../README.md and DESIGN.md.

@@ -1,0 +1,1 @@
+// The Workflow target; see ../../README.md and DESIGN.md.

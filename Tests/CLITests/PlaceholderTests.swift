@@ -1,0 +1,7 @@
+import XCTest
+
+@testable import cogflow
+
+final class PlaceholderTests: XCTestCase {
+  func testTargetLinks() {}
+}

@@ -1,0 +1,7 @@
+import XCTest
+
+@testable import Diffusion
+
+final class PlaceholderTests: XCTestCase {
+  func testTargetLinks() {}
+}

@@ -1,0 +1,7 @@
+import XCTest
+
+@testable import ModelIO
+
+final class PlaceholderTests: XCTestCase {
+  func testTargetLinks() {}
+}

@@ -1,0 +1,7 @@
+import XCTest
+
+@testable import Nodes
+
+final class PlaceholderTests: XCTestCase {
+  func testTargetLinks() {}
+}

@@ -1,0 +1,7 @@
+import XCTest
+
+@testable import Workflow
+
+final class PlaceholderTests: XCTestCase {
+  func testTargetLinks() {}
+}
