@@ -1,1 +1,0 @@
-// The ModelIO target; see ../../README.md and DESIGN.md.
