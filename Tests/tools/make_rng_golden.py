@@ -60,7 +60,7 @@ def worker():
     import torch
 
     def bits(t):
-        return t.contiguous().numpy().astype(np.float32).view(np.uint32)
+        return t.contiguous().numpy().astype(np.float32).view(np.uint32).reshape(-1)
 
     out = {"capability": torch.backends.cpu.get_cpu_capability()}
 
