@@ -75,10 +75,10 @@ public struct TorchGenerator: Sendable {
     return Tensor(uninitializedShape: shape) { out in
       if n >= 16 {
         engine.fillUniformFloats(out)
-        var start = 0
-        while start + 16 <= n {
-          Self.boxMuller16(UnsafeMutablePointer(out.baseAddress! + start), kernel: kernel)
-          start += 16
+        // Blocks are independent once the uniforms are drawn, so they may run on all threads.
+        let base = out.baseAddress!
+        Parallel.forRange(n / 16, minChunk: 512) { blocks in
+          for block in blocks { Self.boxMuller16(base + 16 * block, kernel: kernel) }
         }
         if n % 16 != 0 {
           // Torch redraws the last 16 elements from fresh uniforms rather than handling a partial block.
