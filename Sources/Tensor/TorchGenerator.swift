@@ -115,7 +115,7 @@ public struct TorchGenerator: Sendable {
 
   /// A uniform double in [0, 1) from the low 53 bits of a 64-bit draw.
   private mutating func uniformDouble() -> Double {
-    Double(nextUInt64() & (1 << 53 - 1)) * 0x1p-53
+    Double(nextUInt64() & ((1 << 53) - 1)) * 0x1p-53
   }
 
   /// Box–Muller on 16 uniforms in place: lanes 0..<8 become r·cos θ, lanes 8..<16 become r·sin θ, with

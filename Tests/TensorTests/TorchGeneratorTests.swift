@@ -132,10 +132,10 @@ final class TorchGeneratorTests: XCTestCase {
 
   func testSeedUsesLow32BitsLikeTorch() throws {
     XCTAssertTrue(try fixture(.avx2).seed_low32_equivalent, "torch no longer seeds with the low 32 bits")
-    var a = TorchGenerator(seed: 1 << 32 + 5)
+    var a = TorchGenerator(seed: (1 << 32) + 5)
     var b = TorchGenerator(seed: 5)
     XCTAssertEqual(a.randn([40]), b.randn([40]))
-    XCTAssertEqual(a.seed, 1 << 32 + 5)
+    XCTAssertEqual(a.seed, (1 << 32) + 5)
   }
 
   func testNegativeExtentDrawsNothing() {
