@@ -23,13 +23,17 @@
 ///   (aten/src/ATen/native/cpu/DistributionTemplates.h, normal_fill). This path never touches the cache.
 ///
 /// The float32 Box–Muller of the large path depends on the CPU torch runs on; `NormalKernel` selects which
-/// one is reproduced. Not reproduced: mean/std other than 0/1, float64 or half outputs, CUDA generators.
+/// one is reproduced. The small path calls the C library's double `log1p`, `sin` and `cos`, as torch does;
+/// a last-bit difference there between C libraries would rarely survive the rounding to float32.
+/// Not reproduced: mean/std other than 0/1, float64 or half outputs, CUDA generators.
 public struct TorchGenerator: Sendable {
   /// The float32 Box–Muller kernel torch uses for `randn` of 16 or more elements.
   public enum NormalKernel: Sendable, Hashable {
     /// x86-64 CPUs with AVX2 or AVX-512 (PyTorch's AVX-512 build dispatches `normal` to its AVX2 kernel):
     /// Cephes-style polynomial log and sincos in float32 with the FMAs GCC fuses into them
     /// (aten/src/ATen/native/cpu/avx_mathfun.h). The default, and what x86 machines running PyTorch produce.
+    /// Emulated with IEEE operations only (fused multiply-add, square root), so it gives the same noise on
+    /// every host, ARM included.
     case avx2
     /// PyTorch's portable kernel (CPUs without AVX2, `ATEN_CPU_CAPABILITY=default`): the C library's
     /// `logf`, `cosf` and `sinf` per element. Bit-exact only against a torch that uses the same C library.
