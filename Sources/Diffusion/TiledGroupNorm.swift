@@ -289,7 +289,8 @@ public struct TiledGroupNormRunner {
       if stopped == 0, let output { return output }
       try check(
         stopped == layout.regions.count, op,
-        "GroupNorm \(target) was reached by \(stopped) of \(layout.regions.count) tiles: the network must make the same GroupNorm calls on every tile")
+        "GroupNorm \(target) was reached by \(stopped) of \(layout.regions.count) tiles: the network must make the same GroupNorm calls on every tile"
+      )
       guard let acc = accumulator else {
         throw DiffusionError.invalidArgument(op: op, detail: "internal: no statistics gathered for GroupNorm \(target)")
       }
@@ -326,9 +327,9 @@ public struct TiledGroupNormRunner {
   }
 
   /// Adds the statistics of `h`'s core to the accumulator, one slot per (batch, group).
-  static func accumulate(_ h: Tensor, groups: Int, core: TileRect, into acc: inout GroupStatistics, op: String) throws
-  {
-    try check(h.rank == 4 && groups > 0 && h.shape[1] % groups == 0, op, "GroupNorm on \(h.shape) with \(groups) groups")
+  static func accumulate(_ h: Tensor, groups: Int, core: TileRect, into acc: inout GroupStatistics, op: String) throws {
+    try check(
+      h.rank == 4 && groups > 0 && h.shape[1] % groups == 0, op, "GroupNorm on \(h.shape) with \(groups) groups")
     try check(acc.count.count == h.shape[0] * groups, op, "GroupNorm shapes differ between tiles")
     let (b, c, hh, ww) = (h.shape[0], h.shape[1], h.shape[2], h.shape[3])
     let cpg = c / groups
@@ -366,8 +367,11 @@ public struct TiledGroupNormRunner {
     _ h: Tensor, groups: Int, stats: GroupStatistics, weight: Tensor?, bias: Tensor?, eps: Float
   ) throws -> Tensor {
     let op = "TiledGroupNormRunner.groupNorm"
-    try check(h.rank == 4 && groups > 0 && h.shape[1] % groups == 0, op, "GroupNorm on \(h.shape) with \(groups) groups")
-    try check(stats.count.count == h.shape[0] * groups, op, "statistics for \(stats.count.count) slots, tensor needs \(h.shape[0] * groups)")
+    try check(
+      h.rank == 4 && groups > 0 && h.shape[1] % groups == 0, op, "GroupNorm on \(h.shape) with \(groups) groups")
+    try check(
+      stats.count.count == h.shape[0] * groups, op,
+      "statistics for \(stats.count.count) slots, tensor needs \(h.shape[0] * groups)")
     let (b, c) = (h.shape[0], h.shape[1])
     if let weight { try check(weight.shape == [c], op, "weight must be [\(c)], got \(weight.shape)") }
     if let bias { try check(bias.shape == [c], op, "bias must be [\(c)], got \(bias.shape)") }

@@ -39,7 +39,8 @@ final class ScheduleTests: XCTestCase {
     XCTAssertEqual(try schedule.timesteps(steps: 4), [999, 749, 499, 249])
     XCTAssertEqual(try schedule.timesteps(steps: 8), [999, 874, 749, 624, 499, 374, 249, 124])
     XCTAssertEqual(try schedule.timesteps(steps: 5), [999, 799, 599, 399, 199])
-    XCTAssertEqual(Array(try schedule.timesteps(steps: 24).suffix(12)), [499, 457, 416, 374, 333, 291, 249, 208, 166, 124, 83, 41])
+    XCTAssertEqual(
+      Array(try schedule.timesteps(steps: 24).suffix(12)), [499, 457, 416, 374, 333, 291, 249, 208, 166, 124, 83, 41])
     XCTAssertEqual(Array(try schedule.timesteps(steps: 50).suffix(2)), [39, 19])
     XCTAssertEqual(try schedule.sigmas(steps: 24)[12], 1.612886, accuracy: 1e-6)
     XCTAssertEqual(try schedule.sigmas(steps: 5)[4], 0.569285, accuracy: 1e-6)
