@@ -334,14 +334,19 @@ public struct TiledGroupNormRunner {
     let (b, c, hh, ww) = (h.shape[0], h.shape[1], h.shape[2], h.shape[3])
     let cpg = c / groups
     let n = Double(cpg * core.height * core.width)
+    // Per-slot (mean, M2) in parallel, merged in slot order afterwards.
+    var partial = [(Double, Double)](repeating: (0, 0), count: b * groups)
     h.withUnsafeBufferPointer { p in
-      for bi in 0..<b {
-        for g in 0..<groups {
+      partial.withUnsafeMutableBufferPointer { out in
+        let src = p.baseAddress!
+        let dst = out.baseAddress!
+        Parallel.forEach(b * groups) { slot in
+          let (bi, g) = (slot / groups, slot % groups)
           var sum = 0.0
           for ch in (g * cpg)..<((g + 1) * cpg) {
             for y in core.yRange {
               let row = ((bi * c + ch) * hh + y) * ww
-              for x in core.xRange { sum += Double(p[row + x]) }
+              for x in core.xRange { sum += Double(src[row + x]) }
             }
           }
           let mean = n > 0 ? sum / n : 0
@@ -350,15 +355,16 @@ public struct TiledGroupNormRunner {
             for y in core.yRange {
               let row = ((bi * c + ch) * hh + y) * ww
               for x in core.xRange {
-                let d = Double(p[row + x]) - mean
+                let d = Double(src[row + x]) - mean
                 m2 += d * d
               }
             }
           }
-          acc.merge(count: n, mean: mean, m2: m2, slot: bi * groups + g)
+          dst[slot] = (mean, m2)
         }
       }
     }
+    for (slot, (mean, m2)) in partial.enumerated() { acc.merge(count: n, mean: mean, m2: m2, slot: slot) }
   }
 
   /// GroupNorm of a tile with given statistics; the same float32 arithmetic as `Ops.groupNorm`
@@ -378,18 +384,19 @@ public struct TiledGroupNormRunner {
     let cpg = c / groups
     let spatial = h.shape[2] * h.shape[3]
     var out = h
+    let w = weight?.data
+    let bb = bias?.data
     out.withUnsafeMutableBufferPointer { po in
-      for bi in 0..<b {
-        for g in 0..<groups {
-          let slot = bi * groups + g
-          let inv = Float(1 / (stats.variance(slot) + Double(eps)).squareRoot())
-          let m = Float(stats.mean[slot])
-          for ch in (g * cpg)..<((g + 1) * cpg) {
-            let scale = inv * (weight?.data[ch] ?? 1)
-            let shift = (bias?.data[ch] ?? 0) - m * scale
-            let base = (bi * c + ch) * spatial
-            for s in 0..<spatial { po[base + s] = po[base + s] * scale + shift }
-          }
+      let dst = po.baseAddress!
+      Parallel.forEach(b * groups) { slot in
+        let (bi, g) = (slot / groups, slot % groups)
+        let inv = Float(1 / (stats.variance(slot) + Double(eps)).squareRoot())
+        let m = Float(stats.mean[slot])
+        for ch in (g * cpg)..<((g + 1) * cpg) {
+          let scale = inv * (w?[ch] ?? 1)
+          let shift = (bb?[ch] ?? 0) - m * scale
+          let base = (bi * c + ch) * spatial
+          for s in 0..<spatial { dst[base + s] = dst[base + s] * scale + shift }
         }
       }
     }

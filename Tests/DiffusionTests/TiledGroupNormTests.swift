@@ -181,3 +181,48 @@ final class TiledGroupNormTests: XCTestCase {
     XCTAssertEqual(s.variance(0), all.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(all.count), accuracy: 1e-12)
   }
 }
+
+/// A measurement, not a check: peak memory of a wider decoder-like network run untiled or tiled.
+/// Run one mode per process, e.g.
+/// `COGFLOW_DIFFUSION_MEASURE=tiled swift test -c release -Xswiftc -enable-testing --filter TiledMemoryMeasurement`.
+final class TiledMemoryMeasurement: XCTestCase {
+  func testPeakMemory() throws {
+    guard let mode = ProcessInfo.processInfo.environment["COGFLOW_DIFFUSION_MEASURE"] else {
+      throw XCTSkip("set COGFLOW_DIFFUSION_MEASURE=tiled|file|untiled to measure")
+    }
+    typealias T = TiledGroupNormTests
+    let convIn = T.Conv(4, 64, seed: 1)
+    let up1 = T.Conv(64, 64, seed: 2)
+    let norm = T.Norm(64, groups: 32, seed: 3)
+    let out = T.Conv(64, 3, seed: 4)
+    let stages: [TiledStage] = [
+      { x, _ in try convIn(x) },
+      T.resBlock(64, seed: 100),
+      { x, gn in try Ops.silu(norm(up1(Ops.upsampleNearest2x(x)), gn)) },
+      { x, _ in try out(Ops.upsampleNearest2x(x)) },
+    ]
+    let x = pseudoRandom([1, 4, 128, 128], seed: 5)
+    let start = Date()
+    let y: Tensor
+    switch mode {
+    case "untiled":
+      y = try T.untiled(stages, x)
+    case "file":
+      let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cogflow-measure-\(UUID().uuidString)")
+      defer { try? FileManager.default.removeItem(at: dir) }
+      y = try TiledGroupNormRunner(
+        layout: HaloTileLayout.grid(height: 128, width: 128, tile: 32, halo: 6), stages: stages,
+        store: FileTileStateStore(directory: dir)
+      ).run(x)
+    default:
+      y = try TiledGroupNormRunner(
+        layout: HaloTileLayout.grid(height: 128, width: 128, tile: 32, halo: 6), stages: stages, store: nil
+      ).run(x)
+    }
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let hwm = status.split(separator: "\n").first { $0.hasPrefix("VmHWM") } ?? "VmHWM unknown"
+    print(
+      "measure \(mode): output \(y.shape), \(String(format: "%.2f", Date().timeIntervalSince(start))) s, \(hwm), checksum \(y.data.reduce(0.0) { $0 + Double($1) })"
+    )
+  }
+}
