@@ -44,7 +44,12 @@ final class GoldenTrajectoryTests: XCTestCase {
         c.guider == "IdentityGuider"
         ? .distilled(scale: 7.5, embeddingDim: try XCTUnwrap(c.cfg_cond_embed_dim), batch: c.shape[0])
         : .classifierFree(scale: 7.5, unconditional: cond.zeroContext)
-      let inner = EpsDenoiser(model: Self.fakeNetwork).guided(cond, guidance: guidance)
+      var batches: [Int] = []
+      let counted: EpsilonModel = { input in
+        batches.append(input.x.shape[0])
+        return try Self.fakeNetwork(input)
+      }
+      let inner = EpsDenoiser(model: counted).guided(cond, guidance: guidance)
       var states: [Tensor] = []
       let den: Denoiser = { x, sigma in
         states.append(x)
@@ -60,6 +65,8 @@ final class GoldenTrajectoryTests: XCTestCase {
           den, lowLatent: Tensor(shape: c.shape, data: c.low), noise: noise)
       }
       XCTAssertEqual(states.count, c.states.count, c.name)
+      // One model pass per step: batch 2 ([uncond, cond]) with CFG, batch 1 for the distilled models.
+      XCTAssertEqual(batches, Array(repeating: c.guider == "IdentityGuider" ? 1 : 2, count: states.count), c.name)
       var worst: Float = 0
       for (i, (mine, ref)) in zip(states, c.states).enumerated() {
         let err = maxAbsDiff(mine.data, ref) / max(maxAbs(ref), 1)
