@@ -204,7 +204,9 @@ public struct HaloTileLayout: Hashable, Sendable {
 public struct TiledGroupNormRunner {
   public var layout: HaloTileLayout
   public var stages: [TiledStage]
-  /// Where tile states are kept between passes; nil = recompute from the input each pass.
+  /// Where tile states are kept between passes; nil = recompute from the input each pass. The default
+  /// memory store holds every tile's activation (about a canvas of the widest layer): right for small
+  /// canvases; for 2048²/4096² decodes use a `FileTileStateStore` or nil to keep memory at tile size.
   public var store: TileStateStore?
 
   public init(layout: HaloTileLayout, stages: [TiledStage], store: TileStateStore? = MemoryTileStateStore()) {
