@@ -1,1 +1,0 @@
-// The Diffusion target; see ../../README.md and DESIGN.md.

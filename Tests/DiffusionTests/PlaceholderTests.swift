@@ -1,7 +1,0 @@
-import XCTest
-
-@testable import Diffusion
-
-final class PlaceholderTests: XCTestCase {
-  func testTargetLinks() {}
-}
