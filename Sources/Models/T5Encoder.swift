@@ -150,8 +150,8 @@ public enum T5Error: Error, Equatable, CustomStringConvertible {
 /// block 0's table and shared by all blocks. No attention mask: CogView3 lets the padding attend.
 ///
 /// Weights stay in the source in their stored dtype (memory-mapped for files) and are widened to
-/// float32 one matrix at a time when used, so the widened working set is one matrix (≤ 168 MB for XXL);
-/// `keepWidened` keeps every widened matrix for later passes instead (≈ 19 GB for XXL).
+/// float32 a block of rows at a time when used (see `linear`), so the widened working set is a few MB;
+/// `keepWidened` widens each matrix whole once and keeps it for later passes instead (≈ 19 GB for XXL).
 public final class T5Encoder: @unchecked Sendable {
   public let config: T5Config
   public let weights: any TensorSource
@@ -249,18 +249,69 @@ public final class T5Encoder: @unchecked Sendable {
     let eps = config.layerNormEpsilon
     // Self-attention; T5 folds the 1/√d_kv scale into its initialisation, so scores are unscaled.
     let h = try Ops.rmsNorm(x, weight: weight(p + "0.layer_norm.weight"), eps: eps)
-    let q = try Ops.linear(h, weight: weight(p + "0.SelfAttention.q.weight"), bias: nil)
-    let k = try Ops.linear(h, weight: weight(p + "0.SelfAttention.k.weight"), bias: nil)
-    let v = try Ops.linear(h, weight: weight(p + "0.SelfAttention.v.weight"), bias: nil)
+    let q = try linear(h, p + "0.SelfAttention.q.weight")
+    let k = try linear(h, p + "0.SelfAttention.k.weight")
+    let v = try linear(h, p + "0.SelfAttention.v.weight")
     let a = try Ops.attention(q: q, k: k, v: v, heads: config.numHeads, scale: 1, bias: bias)
-    var y = try Ops.add(x, Ops.linear(a, weight: weight(p + "0.SelfAttention.o.weight"), bias: nil))
+    let y = try Ops.add(x, linear(a, p + "0.SelfAttention.o.weight"))
     // Gated-GELU feed-forward: gelu_new(wi_0 · h) ⊙ (wi_1 · h), then wo.
     let h2 = try Ops.rmsNorm(y, weight: weight(p + "1.layer_norm.weight"), eps: eps)
-    let gate = Ops.geluTanh(try Ops.linear(h2, weight: weight(p + "1.DenseReluDense.wi_0.weight"), bias: nil))
-    let up = try Ops.linear(h2, weight: weight(p + "1.DenseReluDense.wi_1.weight"), bias: nil)
-    let ff = try Ops.linear(Ops.mul(gate, up), weight: weight(p + "1.DenseReluDense.wo.weight"), bias: nil)
-    y = try Ops.add(y, ff)
-    return y
+    let gate = Ops.geluTanh(try linear(h2, p + "1.DenseReluDense.wi_0.weight"))
+    let up = try linear(h2, p + "1.DenseReluDense.wi_1.weight")
+    return try Ops.add(y, linear(Ops.mul(gate, up), p + "1.DenseReluDense.wo.weight"))
+  }
+
+  /// Output rows of a weight widened per step of `linear`: 256 rows of a 4096-wide matrix are 4 MB,
+  /// small enough to stay in cache between the widening and the GEMM that reads them.
+  static let widenRows = 256
+
+  /// `x · Wᵀ` for the stored weight `key` `[out, in]`. Unless `keepWidened`, the weight is widened
+  /// `widenRows` output rows at a time into one reused buffer and each block's GEMM writes its columns
+  /// of the result, so no whole float32 matrix exists (the same sums as one GEMM: each output element
+  /// still runs over all of `in`).
+  func linear(_ x: Tensor, _ key: String) throws -> Tensor {
+    if keepWidened { return try Ops.linear(x, weight: weight(key), bias: nil) }
+    return try Self.streamedLinear(x, weights.stored(key), name: key)
+  }
+
+  /// `x · Wᵀ` with `w` `[out, in]` widened `blockRows` rows at a time (the body of `linear`).
+  static func streamedLinear(_ x: Tensor, _ w: StoredTensor, name: String, blockRows: Int = widenRows) throws
+    -> Tensor
+  {
+    guard blockRows > 0 else { throw T5Error.badInput("blockRows must be positive, got \(blockRows)") }
+    guard w.shape.count == 2, let inF = x.shape.last, inF == w.shape[1] else {
+      throw T5Error.badInput("\(name) \(w.shape) does not fit an input of shape \(x.shape)")
+    }
+    let outF = w.shape[0]
+    let rows = x.count / max(inF, 1)
+    var out = Tensor(zeros: Array(x.shape.dropLast()) + [outF])
+    var buffer = Tensor(zeros: [min(blockRows, outF), inF])
+    var r0 = 0
+    while r0 < outF {
+      let n = min(blockRows, outF - r0)
+      if n != buffer.shape[0] { buffer = Tensor(zeros: [n, inF]) }
+      let src = w.storage.base + w.offset + r0 * inF * w.dtype.byteSize
+      try buffer.withUnsafeMutableBufferPointer { b in
+        guard let dst = b.baseAddress else { return }
+        switch w.dtype {
+        case .bf16: HalfConversion.widenBF16(src, count: n * inF, into: dst)
+        case .f16: HalfConversion.widenF16(src, count: n * inF, into: dst)
+        case .f32: dst.update(from: src.assumingMemoryBound(to: Float.self), count: n * inF)
+        default:
+          let block = try StoredTensor(
+            dtype: w.dtype, shape: [n, inF], storage: w.storage, offset: src - w.storage.base)
+          try block.toFloat32().withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: n * inF) }
+        }
+      }
+      let y = try Ops.linear(x, weight: buffer, bias: nil)  // [rows, n]
+      out.withUnsafeMutableBufferPointer { o in
+        y.withUnsafeBufferPointer { yb in
+          for r in 0..<rows { (o.baseAddress! + r * outF + r0).update(from: yb.baseAddress! + r * n, count: n) }
+        }
+      }
+      r0 += n
+    }
+    return out
   }
 
   /// The final RMSNorm.

@@ -225,3 +225,24 @@ enum T5FixtureWeights {
     return try StoredTensor(dtype: .bf16, shape: shape, storage: storage)
   }
 }
+
+final class T5StreamedLinearTests: XCTestCase {
+  /// The block-widened linear against `Ops.linear` on the whole widened matrix (its twin), for every
+  /// storage dtype and block sizes that leave a short last block.
+  func testStreamedLinearMatchesWholeMatrix() throws {
+    let w = try T5FixtureWeights.bf16(shape: [300, 72], stream: 21, scaleLog2: -3, offset: 0).toFloat32()
+    let x = try T5FixtureWeights.bf16(shape: [2, 5, 72], stream: 22, scaleLog2: 0, offset: 0).toFloat32()
+    for dtype in [DType.f32, .f16, .bf16] {
+      let stored = try StoredTensor(w, as: dtype)
+      let reference = try Ops.linear(x, weight: stored.toFloat32(), bias: nil)
+      for rows in [1, 7, 256, 300, 1000] {
+        let y = try T5Encoder.streamedLinear(x, stored, name: "w", blockRows: rows)
+        XCTAssertEqual(y.shape, [2, 5, 300])
+        XCTAssertLessThanOrEqual(T5Tests.relativeL2(y, reference), 1e-6, "\(dtype) rows \(rows)")
+      }
+    }
+    XCTAssertThrowsError(try T5Encoder.streamedLinear(x, try StoredTensor(w, as: .bf16), name: "w", blockRows: 0))
+    XCTAssertThrowsError(
+      try T5Encoder.streamedLinear(Tensor(zeros: [3, 71]), try StoredTensor(w, as: .bf16), name: "w"))
+  }
+}
