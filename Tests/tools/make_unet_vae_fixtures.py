@@ -53,7 +53,7 @@ def load_sgm(checkout):
     return unet, util, vae, attn, dist
 
 
-# ---- the shared deterministic weight formula (mirrored in Tests/ModelsTests/FormulaWeights.swift) ----
+# ---- the shared deterministic weight formula (mirrored by formulaValues in Tests/ModelsTests/UNetTests.swift) ----
 
 def formula(n, seed):
     """n float32 values in [-1, 1): murmur3's fmix32 of (i·0x9E3779B9 + seed·0x85EBCA6B), top 24 bits."""
@@ -153,10 +153,12 @@ def make_st1280(attn_mod):
     context = torch.from_numpy(formula(225 * 4096, 90002).reshape(1, 225, 4096).copy())
     with torch.no_grad():
         out = st(x, context=context)
+        # A faint input (×2⁻¹⁰, exact) makes the norm epsilons matter: variance ~3e-7 against eps 1e-6.
+        out_faint = st(x * 2.0**-10, context=context)
     note = ("make_unet_vae_fixtures.py: sgm SpatialTransformer(1280, 20 heads × 64, depth 1, context 4096, "
             "linear) with formula weights (seed = 1 + sorted key index), x = formula(1280·64, 90001), "
             f"context = formula(225·4096, 90002); {n_keys} keys")
-    write(os.path.join(ROOT, "unet", "st1280_io.safetensors"), dict(out=out), note)
+    write(os.path.join(ROOT, "unet", "st1280_io.safetensors"), dict(out=out, out_faint=out_faint), note)
 
 
 def make_vae(vae_mod, dist_mod):
@@ -203,9 +205,10 @@ def make_mid512(vae_mod):
         h1 = mid.block_1(x, None)
         h2 = mid.attn_1(h1)
         h3 = mid.block_2(h2, None)
+        faint = mid.block_2(mid.attn_1(mid.block_1(x * 2.0**-10, None)), None)
     note = ("make_unet_vae_fixtures.py: sgm ResnetBlock(512) → AttnBlock(512) → ResnetBlock(512) with formula "
             "weights (seed = 1 + sorted key index of block_1.*, attn_1.*, block_2.*), x = formula(512·256, 90003)")
-    write(os.path.join(ROOT, "vae", "mid512_io.safetensors"), dict(block_1=h1, attn_1=h2, block_2=h3), note)
+    write(os.path.join(ROOT, "vae", "mid512_io.safetensors"), dict(block_1=h1, attn_1=h2, block_2=h3, faint=faint), note)
 
 
 def main():
