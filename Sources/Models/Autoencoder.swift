@@ -2,17 +2,22 @@ import Foundation
 import ModelIO
 import Tensor
 
-/// The group norm every autoencoder layer calls: `(x [B, C, H, W], groups, weight, bias, eps, site)` →
-/// normalized x. `site` is the layer's checkpoint key prefix (`decoder.up.3.block.0.norm1`), which
-/// names the call so that a replacement can tell the norms apart.
+/// The group norm every autoencoder layer calls: `(x [B, C, H, W], groups, weight, bias, eps)` → normalized x.
+/// The same shape as `Ops.groupNorm` and as Diffusion's `GroupNormFunction` (TiledGroupNorm.swift), so a
+/// function from there can be passed as it is (Models does not import Diffusion; Nodes glues the two).
 ///
-/// Why it is replaceable: a tiled decode (Diffusion's tiling) normalizes each tile with statistics
-/// pooled over all tiles, so that tiles agree with the whole-image result. It passes its own function
-/// here, e.g. one that first records per-site sums over every tile and then normalizes with the pooled
-/// mean and variance. The default, `Autoencoder.standardGroupNorm`, is `Ops.groupNorm`.
+/// Why it is replaceable: a tiled decode/encode normalizes each tile with statistics pooled over all
+/// tiles, so that tiles agree with the whole-image result. The tiling runner hands each stage (see
+/// `Autoencoder.decoderStages`) a function that records or applies the pooled statistics, identifying the
+/// norms by the order of the calls, which is the same for every input size. The default,
+/// `Autoencoder.standardGroupNorm`, is `Ops.groupNorm`.
 public typealias GroupNormFunction = (
-  _ x: Tensor, _ groups: Int, _ weight: Tensor?, _ bias: Tensor?, _ eps: Float, _ site: String
+  _ x: Tensor, _ groups: Int, _ weight: Tensor?, _ bias: Tensor?, _ eps: Float
 ) throws -> Tensor
+
+/// A contiguous piece of the encoder or decoder, `[B, C, h, w]` → `[B, C', h', w']`, whose GroupNorms all
+/// go through the given function (the tiling contract of Diffusion's `TiledGroupNormRunner`).
+public typealias AutoencoderStage = (_ x: Tensor, _ groupNorm: @escaping GroupNormFunction) throws -> Tensor
 
 /// The KL autoencoder's hyper-parameters (LDM `ddconfig` + `embed_dim`; official reference §4.1).
 /// Each field has a default (the SDXL VAE's), and decoding fills absent fields with it.
@@ -140,8 +145,8 @@ public struct Autoencoder: Sendable {
   let postQuantConv: ConvLayer
   private let flops: FlopCounter
 
-  /// `Ops.groupNorm`, ignoring the site.
-  public static let standardGroupNorm: GroupNormFunction = { x, groups, weight, bias, eps, _ in
+  /// `Ops.groupNorm`.
+  public static let standardGroupNorm: GroupNormFunction = { x, groups, weight, bias, eps in
     try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
   }
 
@@ -187,9 +192,53 @@ public struct Autoencoder: Sendable {
         op: "Autoencoder.encode", shapes: [image.shape],
         detail: "image must be [B, \(configuration.inChannels), H, W] with H and W positive multiples of \(f)")
     }
-    let moments = try quantConv(try encoder(image, norm: groupNorm, queryChunk: queryChunk))
+    return try posterior(moments: try quantConv(try encoder(image, norm: groupNorm, queryChunk: queryChunk)))
+  }
+
+  /// The posterior for quant_conv's output `[B, 2·embed_dim, h, w]` (mean, then log-variance clamped to
+  /// [−30, 20]); the last encoder stage returns these moments.
+  public func posterior(moments: Tensor) throws -> LatentDistribution {
+    guard moments.rank == 4, moments.shape[1] == 2 * configuration.embedDim else {
+      throw TensorError.shapeMismatch(
+        op: "Autoencoder.posterior", shapes: [moments.shape], detail: "moments must be [B, \(2 * configuration.embedDim), h, w]")
+    }
     let parts = try Ops.split(moments, axis: 1, sizes: [configuration.embedDim, configuration.embedDim])
     return LatentDistribution(mean: parts[0], logVariance: Ops.clamp(parts[1], -30, 20))
+  }
+
+  /// The encoder as stages for tiling: conv_in, then one stage per ResnetBlock and per downsample, then
+  /// the global tail (middle with its attention over all pixels, norm_out, conv_out, quant_conv), which
+  /// must run untiled. Run in order, they map an image to the moments (`posterior(moments:)`).
+  public func encoderStages() -> [AutoencoderStage] {
+    let e = encoder
+    let chunk = queryChunk
+    var stages: [AutoencoderStage] = [{ x, _ in try e.convIn(x) }]
+    for level in e.levels {
+      for block in level.blocks { stages.append { x, norm in try block(x, norm: norm) } }
+      if let down = level.downsample { stages.append { x, _ in try down(x) } }
+    }
+    let quant = quantConv
+    stages.append { x, norm in try quant(try e.tail(x, norm: norm, queryChunk: chunk)) }
+    return stages
+  }
+
+  /// The decoder as stages for tiling: first the global head (post_quant_conv, conv_in, and the middle
+  /// with its attention over all latent pixels), which must run untiled; then one stage per ResnetBlock
+  /// and per upsampler from the coarsest level; then norm_out + swish + conv_out. Run in order, they equal
+  /// `decode`.
+  public func decoderStages() -> [AutoencoderStage] {
+    let d = decoder
+    let chunk = queryChunk
+    let post = postQuantConv
+    var stages: [AutoencoderStage] = [
+      { z, norm in try d.middle(try d.convIn(try post(z)), norm: norm, queryChunk: chunk) }
+    ]
+    for level in d.levels.reversed() {
+      for block in level.blocks { stages.append { x, norm in try block(x, norm: norm) } }
+      if let up = level.upsample { stages.append { x, _ in try up(try Ops.upsampleNearest2x(x)) } }
+    }
+    stages.append { x, norm in try d.tail(x, norm: norm) }
+    return stages
   }
 
   /// The image `[B, out_channels, 8·h, 8·w]` (unclamped, ≈[−1, 1]) for an unscaled latent `[B, embed_dim, h, w]`.

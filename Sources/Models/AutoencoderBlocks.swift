@@ -129,7 +129,12 @@ struct VAEEncoder {
       for block in level.blocks { h = try block(h, norm: norm) }
       if let down = level.downsample { h = try down(h) }
     }
-    h = try middle(h, norm: norm, queryChunk: queryChunk)
+    return try tail(h, norm: norm, queryChunk: queryChunk)
+  }
+
+  /// middle → norm_out → swish → conv_out.
+  func tail(_ x: Tensor, norm: GroupNormFunction, queryChunk: Int) throws -> Tensor {
+    var h = try middle(x, norm: norm, queryChunk: queryChunk)
     h = try normOut(h, using: norm)
     LayerKernels.siluInPlace(&h)
     return try convOut(h)
@@ -176,7 +181,12 @@ struct VAEDecoder {
       for block in level.blocks { h = try block(h, norm: norm) }
       if let up = level.upsample { h = try up(try Ops.upsampleNearest2x(h)) }
     }
-    h = try normOut(h, using: norm)
+    return try tail(h, norm: norm)
+  }
+
+  /// norm_out → swish → conv_out.
+  func tail(_ x: Tensor, norm: GroupNormFunction) throws -> Tensor {
+    var h = try normOut(x, using: norm)
     LayerKernels.siluInPlace(&h)
     return try convOut(h)
   }

@@ -171,15 +171,12 @@ struct GroupNormLayer {
   let bias: LazyWeight
   let groups: Int
   let eps: Float
-  /// The checkpoint key prefix, which names this norm for a `GroupNormFunction`.
-  let site: String
 
   init(_ s: WeightScope, channels: Int, groups: Int, eps: Float) {
     weight = s.weight("weight", [channels])
     bias = s.weight("bias", [channels])
     self.groups = groups
     self.eps = eps
-    site = s.prefix
   }
 
   func callAsFunction(_ x: Tensor) throws -> Tensor {
@@ -188,7 +185,7 @@ struct GroupNormLayer {
 
   /// Through a replaceable group norm (the autoencoder's tiling hook).
   func callAsFunction(_ x: Tensor, using norm: GroupNormFunction) throws -> Tensor {
-    try norm(x, groups, weight.value(), bias.value(), eps, site)
+    try norm(x, groups, weight.value(), bias.value(), eps)
   }
 }
 

@@ -79,29 +79,42 @@ final class VAETests: XCTestCase {
   func testGroupNormGoesThroughTheHook() throws {
     let vae = try smallVAE()
     let f = try io()
-    final class Sites: @unchecked Sendable { var names: [String] = [] }
-    let sites = Sites()
-    let recording: GroupNormFunction = { x, groups, weight, bias, eps, site in
-      sites.names.append(site)
+    final class Calls: @unchecked Sendable { var channels: [Int] = [] }
+    let calls = Calls()
+    let recording: GroupNormFunction = { x, groups, weight, bias, eps in
+      calls.channels.append(x.shape[1])
       XCTAssertEqual(eps, 1e-6)
+      XCTAssertEqual(groups, 32)
       return try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
     }
     let z = try f.tensor("z")
     XCTAssertEqual(try vae.decode(z, groupNorm: recording), try vae.decode(z))
-    // Decoder: 2 mid blocks × 2 + mid attention + 2 levels × 2 blocks × 2 + norm_out.
-    XCTAssertEqual(sites.names.count, 4 + 1 + 8 + 1)
-    XCTAssertEqual(sites.names.first, "decoder.mid.block_1.norm1")
-    XCTAssertTrue(sites.names.contains("decoder.mid.attn_1.norm"))
-    XCTAssertEqual(sites.names.last, "decoder.norm_out")
+    // Decoder: mid 2 blocks × 2 + mid attention, 2 levels × 2 blocks × 2, norm_out.
+    XCTAssertEqual(calls.channels, [64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 32, 32, 32, 32])
     // A different norm changes the result, so the hook is really what runs.
-    let shifted: GroupNormFunction = { x, groups, weight, bias, eps, _ in
+    let shifted: GroupNormFunction = { x, groups, weight, bias, eps in
       Ops.affine(try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps), scale: 1, shift: 0.1)
     }
     XCTAssertGreaterThan(relativeL2(try vae.decode(z, groupNorm: shifted), try vae.decode(z)), 1e-3)
-    sites.names = []
+    calls.channels = []
     _ = try vae.encode(try f.tensor("image"), groupNorm: recording)
-    XCTAssertEqual(sites.names.first, "encoder.down.0.block.0.norm1")
-    XCTAssertEqual(sites.names.last, "encoder.norm_out")
+    // Encoder: level 0 block (32), level 1 block 32→64, mid 2 × 2 + attention, norm_out.
+    XCTAssertEqual(calls.channels, [32, 32, 32, 64, 64, 64, 64, 64, 64, 64])
+  }
+
+  func testStagesComposeToEncodeAndDecode() throws {
+    let vae = try smallVAE()
+    let f = try io()
+    var h = try f.tensor("z")
+    let decoderStages = vae.decoderStages()
+    XCTAssertEqual(decoderStages.count, 1 + 2 + 1 + 2 + 1)
+    for stage in decoderStages { h = try stage(h, Autoencoder.standardGroupNorm) }
+    XCTAssertEqual(h, try vae.decode(try f.tensor("z")))
+    var m = try f.tensor("image")
+    for stage in vae.encoderStages() { m = try stage(m, Autoencoder.standardGroupNorm) }
+    let posterior = try vae.posterior(moments: m)
+    XCTAssertEqual(posterior.mean, try vae.encode(try f.tensor("image")).mean)
+    XCTAssertLessThanOrEqual(relativeL2(posterior.mean, try f.tensor("mean")), 1e-4)
   }
 
   func testBadInputsAndCheckpointsAreTypedErrors() throws {
