@@ -68,7 +68,9 @@ public struct AutoencoderConfiguration: Codable, Sendable, Hashable {
 
   public func validate() throws {
     func bad(_ detail: String) -> TensorError { .invalidArgument(op: "AutoencoderConfiguration", detail: detail) }
-    guard !channelMult.isEmpty, channelMult.allSatisfy({ $0 > 0 }) else { throw bad("ch_mult must be positive, non-empty") }
+    guard !channelMult.isEmpty, channelMult.allSatisfy({ $0 > 0 }) else {
+      throw bad("ch_mult must be positive, non-empty")
+    }
     guard inChannels > 0, outChannels > 0, channels > 0, numResBlocks > 0, zChannels > 0, embedDim > 0, groups > 0
     else { throw bad("widths, counts and groups must be positive") }
     for c in channelMult.map({ $0 * channels }) where c % groups != 0 {
@@ -200,7 +202,8 @@ public struct Autoencoder: Sendable {
   public func posterior(moments: Tensor) throws -> LatentDistribution {
     guard moments.rank == 4, moments.shape[1] == 2 * configuration.embedDim else {
       throw TensorError.shapeMismatch(
-        op: "Autoencoder.posterior", shapes: [moments.shape], detail: "moments must be [B, \(2 * configuration.embedDim), h, w]")
+        op: "Autoencoder.posterior", shapes: [moments.shape],
+        detail: "moments must be [B, \(2 * configuration.embedDim), h, w]")
     }
     let parts = try Ops.split(moments, axis: 1, sizes: [configuration.embedDim, configuration.embedDim])
     return LatentDistribution(mean: parts[0], logVariance: Ops.clamp(parts[1], -30, 20))

@@ -77,7 +77,9 @@ public struct UNetConfiguration: Codable, Sendable, Hashable {
   /// group or head width, a depth list of the wrong length).
   public func validate() throws {
     func bad(_ detail: String) -> TensorError { .invalidArgument(op: "UNetConfiguration", detail: detail) }
-    guard !channelMult.isEmpty, channelMult.allSatisfy({ $0 > 0 }) else { throw bad("channel_mult must be positive, non-empty") }
+    guard !channelMult.isEmpty, channelMult.allSatisfy({ $0 > 0 }) else {
+      throw bad("channel_mult must be positive, non-empty")
+    }
     guard transformerDepth.count == channelMult.count else {
       throw bad("transformer_depth has \(transformerDepth.count) entries for \(channelMult.count) levels")
     }
@@ -220,7 +222,9 @@ public struct UNet: Sendable {
     if c.attentionResolutions.isEmpty {
       middleBlock = [res("middle_block.0", ch, ch), res("middle_block.1", ch, ch)]
     } else {
-      middleBlock = [res("middle_block.0", ch, ch), st("middle_block.1", ch, c.middleDepth), res("middle_block.2", ch, ch)]
+      middleBlock = [
+        res("middle_block.0", ch, ch), st("middle_block.1", ch, c.middleDepth), res("middle_block.2", ch, ch),
+      ]
     }
 
     var output: [[UNetLayer]] = []
@@ -331,7 +335,8 @@ public struct UNet: Sendable {
     }
     if let g {
       guard let dim = c.guidanceEmbedDim else {
-        throw TensorError.invalidArgument(op: "UNet", detail: "a guidance embedding was given but this model has no w_proj")
+        throw TensorError.invalidArgument(
+          op: "UNet", detail: "a guidance embedding was given but this model has no w_proj")
       }
       guard g.shape == [b, dim] else { throw fail([g.shape], "guidance embedding must be [B, \(dim)]") }
     }

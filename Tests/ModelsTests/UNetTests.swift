@@ -160,7 +160,8 @@ final class UNetTests: XCTestCase {
     _ = SpatialTransformer(WeightScope(binder), channels: 1280, contextChannels: 4096, heads: 20, depth: 1, groups: 32)
     let source = try formulaSource(binder.expected)
     let bound = WeightBinder(source: source, residency: .widenPerUse)
-    let st = SpatialTransformer(WeightScope(bound), channels: 1280, contextChannels: 4096, heads: 20, depth: 1, groups: 32)
+    let st = SpatialTransformer(
+      WeightScope(bound), channels: 1280, contextChannels: 4096, heads: 20, depth: 1, groups: 32)
     try bound.finish(model: "SpatialTransformer 1280")
     let x = try Tensor(shape: [1, 1280, 8, 8], data: formulaValues(1280 * 64, seed: 90001))
     let context = try Tensor(shape: [1, 225, 4096], data: formulaValues(225 * 4096, seed: 90002))

@@ -122,8 +122,9 @@ final class VAETests: XCTestCase {
     XCTAssertThrowsError(try vae.encode(Tensor(zeros: [1, 3, 15, 16])))
     XCTAssertThrowsError(try vae.encode(Tensor(zeros: [1, 4, 16, 16])))
     XCTAssertThrowsError(try vae.decode(Tensor(zeros: [1, 3, 8, 8])))
-    XCTAssertThrowsError(try LatentDistribution(mean: Tensor(zeros: [1, 4, 2, 2]), logVariance: Tensor(zeros: [1, 4, 2, 2]))
-      .sample(noise: Tensor(zeros: [1, 4, 2, 3])))
+    XCTAssertThrowsError(
+      try LatentDistribution(mean: Tensor(zeros: [1, 4, 2, 2]), logVariance: Tensor(zeros: [1, 4, 2, 2]))
+        .sample(noise: Tensor(zeros: [1, 4, 2, 3])))
     let file = try SafetensorsFile(path: unetVAEFixture("vae", "small_weights.safetensors"))
     XCTAssertThrowsError(try Autoencoder(configuration: .sdxl, weights: file)) { error in
       guard let e = error as? WeightMismatchError else { return XCTFail("\(error)") }
