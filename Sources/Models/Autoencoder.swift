@@ -147,6 +147,16 @@ public struct Autoencoder: Sendable {
   let postQuantConv: ConvLayer
   private let flops: FlopCounter
 
+  /// The key prefix of the autoencoder inside a whole-engine SAT/sgm state dict.
+  public static let enginePrefix = "first_stage_model."
+
+  /// The autoencoder's tensors inside `checkpoint`: LDM names as in `sdxl_vae.safetensors`, or the same
+  /// under `first_stage_model.` in a whole-engine state dict.
+  public static func weights(in checkpoint: any TensorSource) -> any TensorSource {
+    checkpoint.keys.contains { $0.hasPrefix(enginePrefix) }
+      ? PrefixedTensorSource(checkpoint, stripping: enginePrefix) : checkpoint
+  }
+
   /// `Ops.groupNorm`.
   public static let standardGroupNorm: GroupNormFunction = { x, groups, weight, bias, eps in
     try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)

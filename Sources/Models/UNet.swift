@@ -66,6 +66,16 @@ public struct UNetConfiguration: Codable, Sendable, Hashable {
   /// CogView3 relay distilled (1/2 steps): base + `w_proj` 256 → 320 (`cogview3_relay_distill_1step.yaml` l.55).
   public static let cogview3RelayDistilled = UNetConfiguration(guidanceEmbedDim: 256)
 
+  /// The CogView3 preset that fits `weights` (keys without the SAT prefix): base/relay, or the distilled
+  /// variant whose `w_proj` width the file's `w_proj.weight` `[320, w_dim]` shows. The released 8-step base
+  /// and 2-step relay checkpoints have no published config (official §7), so reading w_dim from the file
+  /// is the only way to know it.
+  public static func cogview3(matching weights: any TensorSource) -> UNetConfiguration {
+    var config = UNetConfiguration.cogview3Base
+    if let w = try? weights.stored("w_proj.weight"), w.shape.count == 2 { config.guidanceEmbedDim = w.shape[1] }
+    return config
+  }
+
   /// The time-embedding width (4 × model_channels).
   public var timeEmbedDim: Int { 4 * modelChannels }
   /// The middle SpatialTransformer's depth.
@@ -136,6 +146,14 @@ enum UNetLayer {
 public struct UNet: Sendable {
   /// The key prefix of the UNet inside a SAT checkpoint.
   public static let satPrefix = "model.diffusion_model."
+
+  /// The UNet's tensors inside `checkpoint`: a SAT state dict (keys under `model.diffusion_model.`, next
+  /// to `conditioner.*` or `first_stage_model.*` ones) is viewed through the prefix; a file that holds
+  /// only the UNet's keys is used as it is.
+  public static func weights(in checkpoint: any TensorSource) -> any TensorSource {
+    checkpoint.keys.contains { $0.hasPrefix(satPrefix) }
+      ? PrefixedTensorSource(checkpoint, stripping: satPrefix) : checkpoint
+  }
 
   public let configuration: UNetConfiguration
   /// Query rows per attention chunk (bounds the score matrix at chunk × keys per head).

@@ -216,6 +216,23 @@ final class UNetTests: XCTestCase {
     }
   }
 
+  func testCheckpointViewsAndPresetDetection() throws {
+    let file = try SafetensorsFile(path: unetVAEFixture("unet", "small_weights.safetensors"))
+    let view = UNet.weights(in: file)
+    XCTAssertEqual(Set(view.keys), Set(try UNet.expectedShapes(Self.small).keys))
+    XCTAssertEqual(UNet.weights(in: view).keys, view.keys)
+    // The small file's w_proj is [32, 16]: detection reads w_dim from it.
+    XCTAssertEqual(UNetConfiguration.cogview3(matching: view).guidanceEmbedDim, 16)
+    XCTAssertEqual(UNetConfiguration.cogview3(matching: MemoryTensorSource([:])), .cogview3Base)
+    let vaeFile = try SafetensorsFile(path: unetVAEFixture("vae", "small_weights.safetensors"))
+    XCTAssertEqual(Autoencoder.weights(in: vaeFile).keys, vaeFile.keys)
+    let engine = MemoryTensorSource(
+      Dictionary(
+        uniqueKeysWithValues: try vaeFile.keys.map { ("first_stage_model." + $0, try vaeFile.stored($0)) }
+          + [("model.diffusion_model.x", try StoredTensor(Tensor(zeros: [1])))]))
+    XCTAssertEqual(Autoencoder.weights(in: engine).keys, vaeFile.keys)
+  }
+
   func testKeepWidenedGivesTheSameResult() throws {
     let io = try smallIO()
     let args = (try io.tensor("x"), try io.tensor("t").data, try io.tensor("context"), try io.tensor("y"))
