@@ -52,8 +52,9 @@ struct VAEAttention {
   /// A 1×1 conv as a linear map on tokens `[B, N, C]`.
   private func pointwise(_ conv: ConvLayer, _ x: Tensor) throws -> Tensor {
     flops.add(2 * Double(x.count) * Double(channels))
-    let w = try conv.weight.value().reshaped([channels, channels])
-    return try Ops.linear(x, weight: w, bias: conv.bias.value())
+    let w = try conv.weight.value()
+    defer { conv.weight.recycle(w) }
+    return try Ops.linear(x, weight: w.reshaped([channels, channels]), bias: conv.bias.value())
   }
 
   func callAsFunction(_ x: Tensor, norm groupNorm: GroupNormFunction, queryChunk: Int) throws -> Tensor {
