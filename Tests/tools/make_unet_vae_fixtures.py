@@ -238,6 +238,12 @@ def main():
             seed=SEED, versions=versions,
             tolerance="relative L2 <= 1e-5 per block (st1280, mid512), <= 1e-4 whole small model",
             **extra)
+        if area == "unet":
+            note["other_files"] = {
+                "cogview3-state-dict-shapes.txt": (
+                    "copy of the shared reference cogview3-state-dict-shapes.txt (UNet, distilled extras and VAE "
+                    "sections, lines 1-1940), generated from the official THUDM/CogView3@d450a74 sat/ classes on "
+                    "torch's meta device; the tests compare the Swift presets' keys and shapes with it exactly")}
         with open(os.path.join(ROOT, area, "README.json"), "w") as f:
             json.dump(note, f, indent=2)
             f.write("\n")
