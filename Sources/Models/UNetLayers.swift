@@ -316,8 +316,9 @@ enum LayerKernels {
     }
   }
 
-  /// Floats of im2col scratch one convolution call may use (64 MB).
-  static let im2colBudget = 16 << 20
+  /// Floats of im2col scratch one convolution call may use (32 MB: at most glibc's largest dynamic mmap
+  /// threshold, so the scratch is reused from the heap instead of faulted in afresh on every call).
+  static let im2colBudget = 8 << 20
 
   /// `Ops.conv2d` computed in bands of output rows so that its im2col buffer (C·kh·kw × pixels) stays
   /// within `im2colBudget`: at 1024² the VAE's 256-channel 3×3 conv would otherwise need 9.4 GB of
