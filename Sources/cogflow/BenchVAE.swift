@@ -22,6 +22,8 @@ struct BenchVAE: ParsableCommand {
   @Option(help: "Passes per size and direction (each is reported).") var passes: Int = 1
   @Option(help: "Threads (default: all cores or $COGFLOW_THREADS).") var threads: Int?
   @Flag(help: "Skip the encoder.") var decodeOnly = false
+  @Flag(help: "Let every tensor borrow one shared random buffer (compute only; see `bench unet`).")
+  var sharedWeights = false
 
   func validate() throws {
     guard passes >= 1, queryChunk >= 1 else { throw ValidationError("--passes and --query-chunk must be at least 1") }
@@ -37,7 +39,10 @@ struct BenchVAE: ParsableCommand {
     let expected = try Autoencoder.expectedShapes(config)
     let parameters = expected.values.reduce(0) { $0 + $1.elementCount }
     var vae = try Autoencoder(
-      configuration: config, weights: try BenchSupport.randomBF16Source(expected, seed: 2), name: "VAE (random bf16)")
+      configuration: config,
+      weights: sharedWeights
+        ? try BenchSupport.sharedBF16Source(expected, seed: 2) : try BenchSupport.randomBF16Source(expected, seed: 2),
+      name: "VAE (random bf16)")
     vae.queryChunk = queryChunk
     let sgemm = try BenchSupport.sgemmRate()
     if !json {
@@ -45,7 +50,7 @@ struct BenchVAE: ParsableCommand {
         "VAE: \(parameters) parameters; threads \(Parallel.threadCount); sgemm \(String(format: "%.1f", sgemm)) GFLOP/s"
       )
     }
-    let suffix = channels == 128 ? "" : "-reduced"
+    let suffix = (channels == 128 ? "" : "-reduced") + (sharedWeights ? "-shared-weights" : "")
     for side in size.isEmpty ? [1024] : size {
       let detail = "ch \(channels), \(parameters) params, mid attention over \((side / 8) * (side / 8)) tokens"
       if !decodeOnly {
