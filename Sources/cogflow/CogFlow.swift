@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensor
 
 @main
 struct CogFlowCommand: ParsableCommand {
@@ -8,4 +9,10 @@ struct CogFlowCommand: ParsableCommand {
     version: "0.1.0",
     subcommands: [BenchCommand.self]
   )
+
+  /// Re-executes once with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic kernels.
+  static func main() {
+    BLASCore.reexecIfUntuned()
+    main(nil)
+  }
 }
