@@ -60,12 +60,17 @@ final class FastMathTests: XCTestCase {
     let geluTanh: (Double) -> Double = {
       $0 / (1 + Foundation.exp(-2 * (2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0)))
     }
-    let xs = grid(-9, 12, 100_001)
+    let xs = grid(-3, 12, 100_001)
     let (e1, a1) = maxRelativeError(xs, apply(xs) { FastMath.geluTanh($0) }, geluTanh)
     XCTAssertLessThan(e1, 1e-6, "geluTanh worst at \(a1)")
+    // Further out, float32 rounding of u = √(2/π)(x + 0.044715x³) itself (|u| up to 33 at x = −9)
+    // bounds the accuracy; PyTorch's float32 formula returns 0 there.
+    let tail = grid(-9, -3, 10_001)
+    let (e2, a2) = maxRelativeError(tail, apply(tail) { FastMath.geluTanh($0) }, geluTanh)
+    XCTAssertLessThan(e2, 2e-5, "geluTanh tail worst at \(a2)")
     let xs2 = grid(-80, 80, 100_001)
-    let (e2, a2) = maxRelativeError(xs2, apply(xs2) { FastMath.silu($0) }, { $0 / (1 + Foundation.exp(-$0)) })
-    XCTAssertLessThan(e2, 1e-6, "silu worst at \(a2)")
+    let (e3, a3) = maxRelativeError(xs2, apply(xs2) { FastMath.silu($0) }, { $0 / (1 + Foundation.exp(-$0)) })
+    XCTAssertLessThan(e3, 1e-6, "silu worst at \(a3)")
   }
 
   func testErfcTail() {
