@@ -11,7 +11,8 @@ public enum Ops {
   {
     let g = try MatmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
     var out = Tensor(zeros: g.outShape)
-    guard g.m > 0, g.n > 0 else { return out }
+    // An empty inner dimension gives zeros (OpenBLAS would reject lda = 0).
+    guard g.m > 0, g.n > 0, g.k > 0, g.batch > 0 else { return out }
     a.withUnsafeBufferPointer { pa in
       b.withUnsafeBufferPointer { pb in
         out.withUnsafeMutableBufferPointer { po in
@@ -41,7 +42,7 @@ public enum Ops {
         o.initialize(repeating: 0)
       }
     }
-    guard rows > 0, outF > 0 else { return out }
+    guard rows > 0, outF > 0, inF > 0 else { return out }
     x.withUnsafeBufferPointer { px in
       weight.withUnsafeBufferPointer { pw in
         out.withUnsafeMutableBufferPointer { po in
@@ -617,19 +618,6 @@ public enum Ops {
         guard let src = px.baseAddress, let dst = po.baseAddress else { return }
         Parallel.forRange(x.count, minChunk: 16384) { r in
           FastMath.map(src + r.lowerBound, dst + r.lowerBound, r.count, f)
-        }
-      }
-    }
-  }
-
-  static func elementwise(_ x: Tensor, _ f: @escaping (Float) -> Float) -> Tensor {
-    x.withUnsafeBufferPointer { px in
-      Tensor(uninitializedShape: x.shape) { po in
-        let src = px.baseAddress
-        let dst = po.baseAddress
-        guard let src, let dst else { return }
-        Parallel.forRange(x.count, minChunk: 16384) { r in
-          for i in r { dst[i] = f(src[i]) }
         }
       }
     }
