@@ -25,7 +25,8 @@ final class GoldenTests: XCTestCase {
   }
 
   enum JSONValue: Decodable {
-    case number(Double), string(String)
+    case number(Double)
+    case string(String)
     init(from decoder: Decoder) throws {
       let c = try decoder.singleValueContainer()
       if let d = try? c.decode(Double.self) { self = .number(d) } else { self = .string(try c.decode(String.self)) }

@@ -25,7 +25,11 @@ final class HalfConversionTests: XCTestCase {
       let e = Int((h >> 10) & 0x1f)
       let m = Float(h & 0x3ff)
       let expected: Float =
-        e == 0 ? sign * m * 0x1p-24 : e == 31 ? (m == 0 ? sign * .infinity : .nan) : sign * (1 + m / 1024) * Float(sign: .plus, exponent: e - 15, significand: 1)
+        e == 0
+        ? sign * m * 0x1p-24
+        : e == 31
+          ? (m == 0 ? sign * .infinity : .nan)
+          : sign * (1 + m / 1024) * Float(sign: .plus, exponent: e - 15, significand: 1)
       if expected.isNaN ? !wide.data[i].isNaN : (wide.data[i] != expected || wide.data[i].sign != expected.sign) {
         mismatches += 1
       }
@@ -86,7 +90,8 @@ final class HalfConversionTests: XCTestCase {
   func testBadStorageIsATypedError() throws {
     let t = Tensor(zeros: [4])
     XCTAssertThrowsError(try StoredTensor(t, as: .i32)) { error in
-      XCTAssertEqual(error as? TensorError, .dtypeMismatch(op: "StoredTensor.init", expected: "F32, F16 or BF16", found: "I32"))
+      XCTAssertEqual(
+        error as? TensorError, .dtypeMismatch(op: "StoredTensor.init", expected: "F32, F16 or BF16", found: "I32"))
     }
     let storage = ByteStorage(copying: UnsafeRawBufferPointer(start: nil, count: 0))
     assertTensorError("StoredTensor") { _ = try StoredTensor(dtype: .f32, shape: [2], storage: storage) }

@@ -38,6 +38,18 @@ final class OpsVsNaiveTests: XCTestCase {
     }
   }
 
+  func testEmptyInnerDimensionsGiveZerosOrBias() throws {
+    let a = Tensor(zeros: [3, 0])
+    let b = Tensor(zeros: [0, 4])
+    XCTAssertEqual(try Ops.matmul(a, b), try Naive.matmul(a, b))
+    XCTAssertEqual(try Ops.matmul(a, b), Tensor(zeros: [3, 4]))
+    let bias = try Tensor(shape: [2], data: [1, -2])
+    XCTAssertEqual(
+      try Ops.linear(Tensor(zeros: [3, 0]), weight: Tensor(zeros: [2, 0]), bias: bias),
+      try Naive.linear(Tensor(zeros: [3, 0]), weight: Tensor(zeros: [2, 0]), bias: bias))
+    XCTAssertEqual(try Ops.matmul(Tensor(zeros: [0, 2, 3]), Tensor(zeros: [0, 3, 1])).shape, [0, 2, 1])
+  }
+
   func testLinearRandomShapes() throws {
     for trial in 0..<16 {
       let inF = rng.int(1...40)

@@ -31,7 +31,9 @@ final class ShapeErrorTests: XCTestCase {
     ]
     for conv in convs {
       assertTensorError("conv2d") { _ = try conv(self.img, Tensor(zeros: [4, 2, 3, 3]), nil, 1, .uniform(1)) }
-      assertTensorError("conv2d") { _ = try conv(Tensor(zeros: [3, 5, 5]), Tensor(zeros: [4, 3, 3, 3]), nil, 1, .zero) }
+      assertTensorError("conv2d") {
+        _ = try conv(Tensor(zeros: [3, 5, 5]), Tensor(zeros: [4, 3, 3, 3]), nil, 1, .zero)
+      }
       assertTensorError("conv2d") { _ = try conv(self.img, Tensor(zeros: [4, 3, 3, 3]), Tensor(zeros: [3]), 1, .zero) }
       assertTensorError("conv2d") { _ = try conv(self.img, Tensor(zeros: [4, 3, 3, 3]), nil, 0, .zero) }
       assertTensorError("conv2d") { _ = try conv(self.img, Tensor(zeros: [4, 3, 3, 3]), nil, 1, .uniform(-1)) }
