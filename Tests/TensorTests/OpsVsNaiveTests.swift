@@ -46,7 +46,10 @@ final class OpsVsNaiveTests: XCTestCase {
     let bias = try Tensor(shape: [2], data: [1, -2])
     XCTAssertEqual(
       try Ops.linear(Tensor(zeros: [3, 0]), weight: Tensor(zeros: [2, 0]), bias: bias),
-      try Naive.linear(Tensor(zeros: [3, 0]), weight: Tensor(zeros: [2, 0]), bias: bias))
+      try Tensor(shape: [3, 2], data: [1, -2, 1, -2, 1, -2]))
+    XCTAssertEqual(
+      try Naive.linear(Tensor(zeros: [3, 0]), weight: Tensor(zeros: [2, 0]), bias: bias),
+      try Tensor(shape: [3, 2], data: [1, -2, 1, -2, 1, -2]))
     XCTAssertEqual(try Ops.matmul(Tensor(zeros: [0, 2, 3]), Tensor(zeros: [0, 3, 1])).shape, [0, 2, 1])
   }
 
