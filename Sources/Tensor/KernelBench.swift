@@ -26,9 +26,15 @@ public enum KernelBench {
 
   /// Shapes are divided by `shrink` along their spatial/token axes (1 = the real CogView3 shapes);
   /// tests use a large value to exercise the code quickly. Each row runs for about `minSeconds`.
-  public static func run(minSeconds: Double = 0.5, shrink: Int = 1, progress: ((Row) -> Void)? = nil) throws
-    -> [Row]
-  {
+  /// `only`, when given, skips the kernel rows whose name does not contain it. With `cpuTime`, each
+  /// call is timed by the process's CPU time divided by the thread count instead of the wall clock: on a
+  /// loaded machine with one thread this estimates the idle-machine time (preempted time is not counted).
+  public static func run(
+    minSeconds: Double = 0.5, shrink: Int = 1, only: String? = nil, cpuTime: Bool = false,
+    progress: ((Row) -> Void)? = nil
+  ) throws -> [Row] {
+    useCPUTime = cpuTime
+    defer { useCPUTime = false }
     var rows: [Row] = []
     func emit(_ r: Row) {
       rows.append(r)
@@ -69,7 +75,9 @@ public enum KernelBench {
         name: "copy", detail: "parallel copy of \((copyCount * 4) >> 20) MiB (read + write)", gflops: nil,
         gbps: copyRate, ratio: 1, ratioTo: "copy", seconds: tCopy))
 
+    func skip(_ name: String) -> Bool { only.map { !name.contains($0) } ?? false }
     func compute(_ name: String, _ detail: String, flops: Double, _ body: () throws -> Void) throws {
+      if skip(name) { return }
       let t = try time(minSeconds, body)
       let rate = flops / t / 1e9
       emit(
@@ -78,6 +86,7 @@ public enum KernelBench {
           seconds: t))
     }
     func memory(_ name: String, _ detail: String, bytes: Double, _ body: () throws -> Void) throws {
+      if skip(name) { return }
       let t = try time(minSeconds, body)
       let rate = bytes / t / 1e9
       emit(
@@ -131,6 +140,18 @@ public enum KernelBench {
     return rows
   }
 
+  nonisolated(unsafe) static var useCPUTime = false
+
+  /// Seconds on the wall clock, or process CPU seconds per thread with `useCPUTime`.
+  static func now() -> Double {
+    if useCPUTime {
+      var ts = timespec()
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+      return (Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9) / Double(Parallel.threadCount)
+    }
+    return Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+  }
+
   /// Best wall time of `body` over repeated calls after one warm-up, running at least 3 times and
   /// about `minSeconds` in all.
   static func time(_ minSeconds: Double, _ body: () throws -> Void) throws -> Double {
@@ -139,9 +160,9 @@ public enum KernelBench {
     var total = 0.0
     var reps = 0
     while reps < 3 || total < minSeconds {
-      let t0 = DispatchTime.now().uptimeNanoseconds
+      let t0 = now()
       try body()
-      let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+      let dt = now() - t0
       best = min(best, dt)
       total += dt
       reps += 1

@@ -22,6 +22,14 @@ struct BenchKernels: ParsableCommand {
   @Option(help: "Divide the spatial and token sizes by this factor (1 = CogView3 shapes).") var shrink: Int = 1
   @Option(help: "Threads for GEMM and the Dispatch kernels (default: all cores or $COGFLOW_THREADS).")
   var threads: Int?
+  @Option(help: ArgumentHelp("Override Ops.convColumnBytes (im2col chunk size) for tuning.", visibility: .hidden))
+  var convColumnBytes: Int?
+  @Option(help: ArgumentHelp("Override Ops.attentionTileBytes (per-worker score tile) for tuning.", visibility: .hidden))
+  var attentionTileBytes: Int?
+  @Option(help: ArgumentHelp("Only rows whose name contains this text (sgemm and copy always run).", visibility: .hidden))
+  var only: String?
+  @Flag(help: ArgumentHelp("Time by process CPU time per thread (for tuning on a loaded machine).", visibility: .hidden))
+  var cpuTime = false
 
   func validate() throws {
     guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
@@ -31,8 +39,10 @@ struct BenchKernels: ParsableCommand {
 
   func run() throws {
     if let threads { Parallel.threadCount = threads }
+    if let convColumnBytes { Ops.convColumnBytes = max(1, convColumnBytes) }
+    if let attentionTileBytes { Ops.attentionTileBytes = max(1, attentionTileBytes) }
     if json {
-      let rows = try KernelBench.run(minSeconds: seconds, shrink: shrink)
+      let rows = try KernelBench.run(minSeconds: seconds, shrink: shrink, only: only, cpuTime: cpuTime)
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys]
       encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -41,7 +51,7 @@ struct BenchKernels: ParsableCommand {
     }
     print("threads: \(Parallel.threadCount)")
     print(pad("kernel", 28) + pad("rate", 16) + pad("ratio", 14) + "shape")
-    _ = try KernelBench.run(minSeconds: seconds, shrink: shrink) { row in
+    _ = try KernelBench.run(minSeconds: seconds, shrink: shrink, only: only, cpuTime: cpuTime) { row in
       let rate = row.gflops.map { String(format: "%.1f GFLOP/s", $0) } ?? String(format: "%.1f GB/s", row.gbps ?? 0)
       let ratio = String(format: "%.2f×%@", row.ratio, row.ratioTo == "sgemm" ? "" : " copy")
       print(pad(row.name, 28) + pad(rate, 16) + pad(ratio, 14) + row.detail)
