@@ -77,7 +77,7 @@ public enum FastMath {
   /// erfc(9) ≈ 4.1e-37 instead of decaying further (no denormals, exp's argument stays ≥ −83).
   @inline(__always)
   public static func erfcOverSqrt2(_ a: V) -> V {
-    let ac = min(max(a, V(repeating: 0)), V(repeating: 12.727_922))
+    let ac = min(a, V(repeating: 12.727_922))  // a ≥ 0 by contract
     let z = ac * V(repeating: 0.707_106_781_186_547_52)
     // u = (2t − 8/7)/(6/7) rewritten as (1 − 2z/3)/(1 + z/2): one division, and LLVM keeps it in
     // vector registers (the 1/x form gets partly scalarized by the optimizer).
@@ -106,10 +106,14 @@ public enum FastMath {
   /// so that the negative tail keeps its relative accuracy.
   @inline(__always)
   public static func gelu(_ x: V) -> V {
-    let half = V(repeating: 0.5) * erfcOverSqrt2(max(x, -x))
-    var phi = V(repeating: 1) - half
-    phi.replace(with: half, where: x .< 0)
-    return x * phi
+    // |x| and the sign mask by bit operations (cheaper than compare-and-select on SSE2).
+    let bits = unsafeBitCast(x, to: SIMD8<Int32>.self)
+    let a = unsafeBitCast(bits & 0x7FFF_FFFF, to: V.self)
+    let half = V(repeating: 0.5) * erfcOverSqrt2(a)
+    let negative = bits &>> 31  // all ones where x < 0
+    let upper = unsafeBitCast(V(repeating: 1) - half, to: SIMD8<Int32>.self)
+    let phi = (unsafeBitCast(half, to: SIMD8<Int32>.self) & negative) | (upper & ~negative)
+    return x * unsafeBitCast(phi, to: V.self)
   }
 
   /// GELU with the tanh approximation, written as x·σ(2u) (= ½x(1 + tanh u)), u = √(2/π)(x + 0.044715x³),

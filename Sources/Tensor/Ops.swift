@@ -58,7 +58,9 @@ public enum Ops {
   /// Bytes of im2col column buffer per chunk: large enough that each chunk's GEMM (`[O, C·kh·kw] ×
   /// [C·kh·kw, pixels]`) stays at full sgemm speed, small enough that the buffer lives in the L3 cache
   /// instead of costing a DRAM round trip (and gigabytes at VAE resolutions).
-  nonisolated(unsafe) public static var convColumnBytes = 8 << 20
+  nonisolated(unsafe) public static var convColumnBytes = 16 << 20
+  /// Lower bound on output pixels per im2col chunk (GEMM width), which wins over `convColumnBytes`.
+  nonisolated(unsafe) public static var convMinChunkPixels = 1024
 
   /// 2-D convolution of `[B, C, H, W]` with weight `[O, C, kh, kw]`.
   ///
@@ -71,7 +73,16 @@ public enum Ops {
     let kdim = g.inC * g.kh * g.kw
     let pixels = g.outH * g.outW
     let direct = g.kh == 1 && g.kw == 1 && stride == 1 && padding == .zero
-    let rowsPerChunk = direct ? g.outH : max(1, min(g.outH, convColumnBytes / max(1, kdim * g.outW * 4)))
+    // Rows per chunk: within the byte budget, but at least `convMinChunkPixels` output pixels so that the GEMM's
+    // N stays wide (a 16²×1280 layer runs in one chunk), then evened out across chunks.
+    var rowsPerChunk = g.outH
+    if !direct {
+      let budgetRows = convColumnBytes / max(1, kdim * g.outW * 4)
+      let minRows = (convMinChunkPixels + g.outW - 1) / g.outW
+      rowsPerChunk = max(1, min(g.outH, max(budgetRows, minRows)))
+      let chunks = (g.outH + rowsPerChunk - 1) / rowsPerChunk
+      rowsPerChunk = (g.outH + chunks - 1) / chunks
+    }
     var cols = [Float](repeating: 0, count: direct ? 0 : kdim * rowsPerChunk * g.outW)
     var out = Tensor(uninitializedShape: [g.batch, g.outC, g.outH, g.outW]) { o in
       guard let dst = o.baseAddress else { return }
@@ -444,7 +455,7 @@ public enum Ops {
   /// Rows of query tile per attention task: the tile's scores (`rows × Tk` floats) should stay in
   /// the per-core caches while being softmaxed, but each GEMM call also repacks the head's keys or
   /// values (`Tk × D`), so the tile must be tall enough to amortize that.
-  nonisolated(unsafe) public static var attentionTileBytes = 2 << 20
+  nonisolated(unsafe) public static var attentionTileBytes = 4 << 20
 
   /// Multi-head attention on `[B, Tq, H·D]` / `[B, Tk, H·D]`, computed `queryChunk` query rows at a time
   /// so that at most `queryChunk × Tk` scores exist per worker; `bias` `[H, Tq, Tk]` is added to the scores.

@@ -24,11 +24,14 @@ struct BenchKernels: ParsableCommand {
   var threads: Int?
   @Option(help: ArgumentHelp("Override Ops.convColumnBytes (im2col chunk size) for tuning.", visibility: .hidden))
   var convColumnBytes: Int?
-  @Option(help: ArgumentHelp("Override Ops.attentionTileBytes (per-worker score tile) for tuning.", visibility: .hidden))
+  @Option(
+    help: ArgumentHelp("Override Ops.attentionTileBytes (per-worker score tile) for tuning.", visibility: .hidden))
   var attentionTileBytes: Int?
-  @Option(help: ArgumentHelp("Only rows whose name contains this text (sgemm and copy always run).", visibility: .hidden))
+  @Option(
+    help: ArgumentHelp("Only rows whose name contains this text (sgemm and copy always run).", visibility: .hidden))
   var only: String?
-  @Flag(help: ArgumentHelp("Time by process CPU time per thread (for tuning on a loaded machine).", visibility: .hidden))
+  @Flag(
+    help: ArgumentHelp("Time by process CPU time per thread (for tuning on a loaded machine).", visibility: .hidden))
   var cpuTime = false
 
   func validate() throws {

@@ -77,7 +77,11 @@ final class OpsVsNaiveTests: XCTestCase {
       (1, 1, 2, .zero),
     ]
     let savedBytes = Ops.convColumnBytes
-    defer { Ops.convColumnBytes = savedBytes }
+    let savedPixels = Ops.convMinChunkPixels
+    defer {
+      Ops.convColumnBytes = savedBytes
+      Ops.convMinChunkPixels = savedPixels
+    }
     for (i, (kh, kw, stride, padding)) in variants.enumerated() {
       for trial in 0..<3 {
         let batch = rng.int(1...3)
@@ -90,6 +94,7 @@ final class OpsVsNaiveTests: XCTestCase {
         let bias = trial == 1 ? nil : rng.tensor([cout])
         // Trial 2 forces one output row per im2col chunk.
         Ops.convColumnBytes = trial == 2 ? 1 : savedBytes
+        Ops.convMinChunkPixels = trial == 2 ? 1 : savedPixels
         let fast = try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
         let slow = try Naive.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
         assertClose(fast, slow, rtol: 1e-5, atol: scaledAtol(slow), "conv variant \(i) trial \(trial) \(x.shape)")
