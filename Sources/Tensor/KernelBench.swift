@@ -128,7 +128,7 @@ public enum KernelBench {
     // Memory-bound glue at the 64² × 640 level: GroupNorm (32 groups) and the transformer's GEGLU
     // ([4096, 8·640] → [4096, 4·640]).
     let gnHW = max(4, 64 / s)
-    let gnX = rng.tensor([1, max(32, 640 / s), gnHW, gnHW])
+    let gnX = rng.tensor([1, max(32, 640 / s / 32 * 32), gnHW, gnHW])  // channels a multiple of the 32 groups
     let gnW = rng.tensor([gnX.shape[1]])
     try memory(
       "groupnorm_64x64x640", "groupNorm \(gnX.shape), 32 groups, affine", bytes: 8 * Double(gnX.count)

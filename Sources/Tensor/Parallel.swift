@@ -25,6 +25,9 @@ public enum Parallel {
     }
   }
 
+  /// The thread count OpenBLAS currently uses (for checks and the bench).
+  public static var blasThreadCount: Int { Int(openblas_get_num_threads()) }
+
   private static func apply() {
     configured = true
     openblas_set_num_threads(Int32(_threads))
