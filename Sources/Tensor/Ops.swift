@@ -83,7 +83,9 @@ public enum Ops {
       let chunks = (g.outH + rowsPerChunk - 1) / rowsPerChunk
       rowsPerChunk = (g.outH + chunks - 1) / chunks
     }
-    var cols = [Float](repeating: 0, count: direct ? 0 : kdim * rowsPerChunk * g.outW)
+    // im2col writes every element of a chunk before the GEMM reads it: no need to zero the buffer.
+    let colCount = direct ? 0 : kdim * rowsPerChunk * g.outW
+    var cols = [Float](unsafeUninitializedCapacity: colCount) { _, initialized in initialized = colCount }
     var out = Tensor(uninitializedShape: [g.batch, g.outC, g.outH, g.outW]) { o in
       guard let dst = o.baseAddress else { return }
       // Start from the bias so that the GEMMs accumulate onto it (beta = 1).
