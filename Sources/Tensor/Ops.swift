@@ -454,9 +454,9 @@ public enum Ops {
     return sum
   }
 
-  /// Rows of query tile per attention task: the tile's scores (`rows × Tk` floats) should stay in
-  /// the per-core caches while being softmaxed, but each GEMM call also repacks the head's keys or
-  /// values (`Tk × D`), so the tile must be tall enough to amortize that.
+  /// Bytes of one attention score tile (`rows × Tk` floats, per worker): the scores should stay in
+  /// cache while being exponentiated, but each GEMM call also repacks the head's keys or values
+  /// (`Tk × D`), so the tile must be tall enough to amortize that (4 MB = 256 rows at 4096 tokens).
   nonisolated(unsafe) public static var attentionTileBytes = 4 << 20
 
   /// Multi-head attention on `[B, Tq, H·D]` / `[B, Tk, H·D]`, computed `queryChunk` query rows at a time
@@ -478,7 +478,9 @@ public enum Ops {
     guard g.batch > 0, g.tq > 0, g.headDim > 0 else { return out }
     let tk = g.tk
     if tk == 0 { return out }
-    let tile = max(1, min(queryChunk, g.tq, max(16, attentionTileBytes / (4 * tk))))
+    // At least 128 rows: every GEMM repacks the head's Tk×D keys or values, a cost per tile that only
+    // tall tiles amortize (with long sequences, e.g. the VAE's 16384 tokens, that beats cache fit).
+    let tile = max(1, min(queryChunk, g.tq, max(128, attentionTileBytes / (4 * tk))))
     let tilesPerHead = (g.tq + tile - 1) / tile
     let tasks = g.batch * heads * tilesPerHead
     let width = g.width
