@@ -37,7 +37,8 @@ func linearGeometry(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?) throws -> (r
   if let bias {
     try require(bias.shape == [weight.shape[0]], op, [weight.shape, bias.shape], "bias must be [out]")
   }
-  return (x.count / max(weight.shape[1], 1), weight.shape[1], weight.shape[0])
+  // Rows from the leading axes, not count / in: with in = 0 the output still has rows (of bias).
+  return (x.shape.dropLast().reduce(1, *), weight.shape[1], weight.shape[0])
 }
 
 struct ConvGeometry {

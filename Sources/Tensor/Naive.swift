@@ -150,11 +150,13 @@ public enum Naive {
   }
 
   public static func silu(_ x: Tensor) -> Tensor { map(x) { $0 / (1 + exp(-$0)) } }
-  /// GELU with the exact erf form.
-  public static func gelu(_ x: Tensor) -> Tensor { map(x) { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) } }
-  /// GELU with the tanh approximation (`gelu_new`, T5 v1.1's gated-gelu).
+  /// GELU with the exact erf form, x·Φ(x) = ½x(1 + erf(x/√2)), written ½x·erfc(−x/√2) so that the
+  /// negative tail is not lost to cancellation in 1 + erf.
+  public static func gelu(_ x: Tensor) -> Tensor { map(x) { 0.5 * $0 * erfc(-$0 / 2.0.squareRoot()) } }
+  /// GELU with the tanh approximation (`gelu_new`, T5 v1.1's gated-gelu), ½x(1 + tanh u) with
+  /// u = √(2/π)(x + 0.044715x³), written as the identical x / (1 + e^(−2u)) for the same reason.
   public static func geluTanh(_ x: Tensor) -> Tensor {
-    map(x) { 0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }
+    map(x) { $0 / (1 + exp(-2 * (2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }
   }
 
   /// GEGLU: the last axis is split in halves (value, gate); returns value · GELU_erf(gate).
@@ -168,7 +170,7 @@ public enum Naive {
       for i in 0..<d {
         let v = Double(x.data[r * d2 + i])
         let g = Double(x.data[r * d2 + d + i])
-        out.data[r * d + i] = Float(v * 0.5 * g * (1 + erf(g / 2.0.squareRoot())))
+        out.data[r * d + i] = Float(v * 0.5 * g * erfc(-g / 2.0.squareRoot()))
       }
     }
     return out
@@ -248,19 +250,20 @@ public enum Naive {
       throw TensorError.invalidArgument(op: "resizeBilinear", detail: "target size \(height)×\(width) must be positive")
     }
     var out = Tensor(zeros: Array(x.shape.dropLast(2)) + [height, width])
-    let sy = Double(h) / Double(height)
-    let sx = Double(w) / Double(width)
-    func source(_ o: Int, _ scale: Double, _ size: Int) -> (Int, Int, Double) {
-      let s = max((Double(o) + 0.5) * scale - 0.5, 0)
+    // PyTorch's area_pixel_compute_source_index: scale = in/out and src = max(scale·(o + ½) − ½, 0), both
+    // in float32; the interpolation itself is done here in double.
+    func source(_ o: Int, _ outSize: Int, _ size: Int) -> (Int, Int, Double) {
+      let scale = Float(size) / Float(outSize)
+      let s = max(scale * (Float(o) + 0.5) - 0.5, 0)
       let i0 = min(Int(s), size - 1)
       let i1 = min(i0 + 1, size - 1)
-      return (i0, i1, s - Double(i0))
+      return (i0, i1, Double(s - Float(i0)))
     }
     for p in 0..<n {
       for oy in 0..<height {
-        let (y0, y1, fy) = source(oy, sy, h)
+        let (y0, y1, fy) = source(oy, height, h)
         for ox in 0..<width {
-          let (x0, x1, fx) = source(ox, sx, w)
+          let (x0, x1, fx) = source(ox, width, w)
           let a = Double(x.data[(p * h + y0) * w + x0])
           let b = Double(x.data[(p * h + y0) * w + x1])
           let c = Double(x.data[(p * h + y1) * w + x0])

@@ -25,6 +25,9 @@ public enum Parallel {
     }
   }
 
+  /// The thread count OpenBLAS currently uses (for checks and the bench).
+  public static var blasThreadCount: Int { Int(openblas_get_num_threads()) }
+
   private static func apply() {
     configured = true
     openblas_set_num_threads(Int32(_threads))
@@ -45,6 +48,34 @@ public enum Parallel {
       let lo = p * step
       let hi = min(count, lo + step)
       if lo < hi { body(lo..<hi) }
+    }
+  }
+
+  /// Runs `body` with OpenBLAS limited to one thread, then restores the setting. Kernels that fan
+  /// out GEMMs across Dispatch workers themselves use this so the two thread pools do not nest
+  /// (reference/performance.md §6.2: nested threading falls apart on 2 cores).
+  public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    let n = threadCount
+    if n == 1 { return try body() }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(n)) }
+    return try body()
+  }
+
+  /// Runs `body(worker, range)` on `min(threadCount, count)` workers, each given one contiguous range
+  /// of `0..<count`, so a worker can set up per-thread scratch once.
+  @inlinable
+  public static func forWorkers(_ count: Int, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
+    guard count > 0 else { return }
+    let parts = min(threadCount, count)
+    if parts <= 1 {
+      body(0, 0..<count)
+      return
+    }
+    DispatchQueue.concurrentPerform(iterations: parts) { p in
+      let lo = p * count / parts
+      let hi = (p + 1) * count / parts
+      if lo < hi { body(p, lo..<hi) }
     }
   }
 

@@ -18,31 +18,92 @@ extension Ops {
   }
 
   /// `a + b` with broadcasting.
-  public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("add", a, b, +) }
+  public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("add", a, b, .add) }
   /// `a − b` with broadcasting.
-  public static func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("sub", a, b, -) }
+  public static func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("sub", a, b, .sub) }
   /// `a · b` with broadcasting.
-  public static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("mul", a, b, *) }
+  public static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("mul", a, b, .mul) }
 
   /// `x · s + t` elementwise.
   public static func affine(_ x: Tensor, scale s: Float, shift t: Float = 0) -> Tensor {
-    elementwise(x) { $0 * s + t }
+    let sv = SIMD8<Float>(repeating: s)
+    let tv = SIMD8<Float>(repeating: t)
+    return vectorMap(x) { $0 * sv + tv }
   }
 
-  /// `x` clamped to `[lo, hi]`.
+  /// `x` clamped to `[lo, hi]` (NaN stays NaN).
   public static func clamp(_ x: Tensor, _ lo: Float, _ hi: Float) -> Tensor {
-    elementwise(x) { min(max($0, lo), hi) }
+    let lv = SIMD8<Float>(repeating: lo)
+    let hv = SIMD8<Float>(repeating: hi)
+    return vectorMap(x) { FastMath.min(FastMath.max($0, lv), hv) }
   }
 
-  static func binary(_ op: String, _ a: Tensor, _ b: Tensor, _ f: @escaping (Float, Float) -> Float) throws
-    -> Tensor
-  {
+  enum BinaryOp {
+    case add, sub, mul
+
+    @inline(__always)
+    func apply(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> {
+      switch self {
+      case .add: return x + y
+      case .sub: return x - y
+      case .mul: return x * y
+      }
+    }
+
+    @inline(__always)
+    func apply(_ x: Float, _ y: Float) -> Float {
+      switch self {
+      case .add: return x + y
+      case .sub: return x - y
+      case .mul: return x * y
+      }
+    }
+  }
+
+  /// `d[i] = op(x[i·sx], y[i·sy])` for `n` elements with strides 0 or 1 (the broadcast patterns).
+  @inline(__always)
+  static func binaryRun(
+    _ op: BinaryOp, _ x: UnsafePointer<Float>, _ sx: Int, _ y: UnsafePointer<Float>, _ sy: Int,
+    _ d: UnsafeMutablePointer<Float>, _ n: Int
+  ) {
+    var i = 0
+    switch (sx, sy) {
+    case (1, 1):
+      while i + 8 <= n {
+        FastMath.store(op.apply(FastMath.load(x + i), FastMath.load(y + i)), d + i)
+        i += 8
+      }
+    case (1, 0):
+      let yv = SIMD8<Float>(repeating: y[0])
+      while i + 8 <= n {
+        FastMath.store(op.apply(FastMath.load(x + i), yv), d + i)
+        i += 8
+      }
+    case (0, 1):
+      let xv = SIMD8<Float>(repeating: x[0])
+      while i + 8 <= n {
+        FastMath.store(op.apply(xv, FastMath.load(y + i)), d + i)
+        i += 8
+      }
+    default:
+      break
+    }
+    while i < n {
+      d[i] = op.apply(x[i * sx], y[i * sy])
+      i += 1
+    }
+  }
+
+  static func binary(_ op: String, _ a: Tensor, _ b: Tensor, _ kind: BinaryOp) throws -> Tensor {
     if a.shape == b.shape {
       return a.withUnsafeBufferPointer { pa in
         b.withUnsafeBufferPointer { pb in
           Tensor(uninitializedShape: a.shape) { po in
             guard let x = pa.baseAddress, let y = pb.baseAddress, let d = po.baseAddress else { return }
-            Parallel.forRange(a.count, minChunk: 16384) { r in for i in r { d[i] = f(x[i], y[i]) } }
+            Parallel.forRange(a.count, minChunk: 32768) { r in
+              let lo = r.lowerBound
+              binaryRun(kind, x + lo, 1, y + lo, 1, d + lo, r.count)
+            }
           }
         }
       }
@@ -57,8 +118,8 @@ extension Ops {
     return a.withUnsafeBufferPointer { pa in
       b.withUnsafeBufferPointer { pb in
         Tensor(uninitializedShape: shape) { po in
-          guard let x = pa.baseAddress, let y = pb.baseAddress, let d = po.baseAddress else { return }
-          Parallel.forRange(rows, minChunk: max(1, 16384 / max(inner, 1))) { r in
+          guard let x = pa.baseAddress, let y = pb.baseAddress, let d = po.baseAddress, inner > 0 else { return }
+          Parallel.forRange(rows, minChunk: max(1, 32768 / inner)) { r in
             for row in r {
               var oa = 0
               var ob = 0
@@ -69,8 +130,7 @@ extension Ops {
                 oa += idx * sa[axis]
                 ob += idx * sb[axis]
               }
-              let dst = d + row * inner
-              for i in 0..<inner { dst[i] = f(x[oa + i * ia], y[ob + i * ib]) }
+              binaryRun(kind, x + oa, ia, y + ob, ib, d + row * inner, inner)
             }
           }
         }
