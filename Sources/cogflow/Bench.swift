@@ -5,7 +5,7 @@ import Tensor
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench", abstract: "Measure kernel and network speed on this machine.",
-    subcommands: [BenchKernels.self])
+    subcommands: [BenchKernels.self, BenchUNet.self, BenchVAE.self, BenchT5.self])
 }
 
 struct BenchKernels: ParsableCommand {
