@@ -1,10 +1,30 @@
 // swift-tools-version:6.0
 // CogFlow: CogView3 relay diffusion as cached YAML workflows on the CPU.
+import Foundation
 import PackageDescription
 
-// Release builds of numeric code: let the optimizer use the machine's vector units.
+/// The vector units of the building machine. CogFlow is built from source where it runs (like
+/// `-march=native`), so the numeric targets may use AVX2/FMA or AVX-512 when this CPU has them; the
+/// plain x86-64 baseline (SSE2) runs exact erf/exp kernels several times slower.
+/// `COGFLOW_PORTABLE=1` builds for the baseline instead (binaries to copy to other machines).
+func nativeCPUFlags() -> [String] {
+  #if arch(x86_64)
+    guard ProcessInfo.processInfo.environment["COGFLOW_PORTABLE"] == nil,
+      let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+      let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+    else { return [] }
+    let flags = Set(line.split(separator: " ").map(String.init))
+    if flags.isSuperset(of: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "fma", "f16c"]) {
+      return ["-target-cpu", "skylake-avx512"]
+    }
+    if flags.isSuperset(of: ["avx2", "fma", "f16c", "bmi2", "movbe"]) { return ["-target-cpu", "haswell"] }
+  #endif
+  return []
+}
+
+// Release builds of numeric code: no bounds checks in the kernels, and the machine's vector units.
 let numericFlags: [SwiftSetting] = [
-  .unsafeFlags(["-Ounchecked"], .when(configuration: .release))
+  .unsafeFlags(["-Ounchecked"] + nativeCPUFlags(), .when(configuration: .release))
 ]
 
 let package = Package(
