@@ -103,9 +103,10 @@ public final class DiskCache: @unchecked Sendable {
   /// Test hook: `COGFLOW_DEBUG_SLOW_WRITE_MS` pauses mid-write so a test can kill the process there.
   private static let slowWriteMs: Int = Int(ProcessInfo.processInfo.environment["COGFLOW_DEBUG_SLOW_WRITE_MS"] ?? "") ?? 0
 
-  /// Writes to `tmp/`, fsyncs, renames into place, then fsyncs the folder: a crash leaves either the
-  /// old state or the complete new file, never a partial one under the final name.
-  func atomicWrite(_ data: Data, to path: String) throws {
+  /// Writes to `tmp/`, fsyncs (when `durable`), renames into place: a crash leaves either the old state or
+  /// the complete new file, never a partial one under the final name. The folder is not fsynced: after a
+  /// power loss a rename may be missing, which only loses an entry (and checksums catch anything else).
+  func atomicWrite(_ data: Data, to path: String, durable: Bool = true) throws {
     let dir = (path as NSString).deletingLastPathComponent
     try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let tmp = root.appendingPathComponent("tmp/\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)").path
@@ -132,16 +133,13 @@ public final class DiskCache: @unchecked Sendable {
       }
     }
     if Self.slowWriteMs > 0 && data.count < 2 { usleep(UInt32(Self.slowWriteMs) * 1000) }
-    guard fsync(fd) == 0 else { throw WorkflowError.cache(path: tmp, message: "fsync failed: \(errnoText())") }
+    if durable && fsync(fd) != 0 {
+      throw WorkflowError.cache(path: tmp, message: "fsync failed: \(errnoText())")
+    }
     guard rename(tmp, path) == 0 else {
       throw WorkflowError.cache(path: path, message: "rename failed: \(errnoText())")
     }
     ok = true
-    let dfd = open(dir, O_RDONLY)
-    if dfd >= 0 {
-      fsync(dfd)
-      close(dfd)
-    }
   }
 
   // MARK: objects
@@ -230,8 +228,12 @@ public final class DiskCache: @unchecked Sendable {
     root.appendingPathComponent("history/\(SHA256.hash(workflow + "\u{0}" + node))").path
   }
 
+  /// Advisory (only `plan`'s reasons read it): written without fsync, and not rewritten when unchanged.
   public func recordHistory(workflow: String, node: String, entry: CacheEntry) {
-    try? atomicWrite(Self.encodeEntry(entry), to: historyPath(workflow: workflow, node: node))
+    let path = historyPath(workflow: workflow, node: node)
+    let data = Self.encodeEntry(entry)
+    if let old = fm.contents(atPath: path), old == data { return }
+    try? atomicWrite(data, to: path, durable: false)
   }
 
   public func history(workflow: String, node: String) -> CacheEntry? {
@@ -353,7 +355,7 @@ public final class DiskCache: @unchecked Sendable {
     fileDigestMemo[path] = (stamp, digest)
     memoLock.unlock()
     if let json = try? JSONEncoder().encode(FileDigestRecord(stamp: stamp, digest: digest)) {
-      try? atomicWrite(json, to: recordPath)
+      try? atomicWrite(json, to: recordPath, durable: false)
     }
     return digest
   }
