@@ -61,7 +61,7 @@ public enum GraphExport {
       var line = "    \(param.name): \(param.type)"
       if let d = param.defaultValue { line += " = \(d)" } else { line += " (required)" }
       if param.min != nil || param.max != nil {
-        line += " in [\(param.min.map { Value.float($0).text } ?? "-∞"), \(param.max.map { Value.float($0).text } ?? "∞")]"
+        line += " in [\(param.min.map(WorkflowResolver.bound) ?? "-∞"), \(param.max.map(WorkflowResolver.bound) ?? "∞")]"
       }
       if !param.doc.isEmpty { line += " — \(param.doc)" }
       out += line + "\n"

@@ -118,15 +118,20 @@ public struct WorkflowResolver {
     }
     if let d = converted.doubleValue {
       if let min, d < min {
-        error("\(what): \(value) is below the minimum \(Value.float(min).text)", location)
+        error("\(what): \(value) is below the minimum \(Self.bound(min))", location)
         return nil
       }
       if let max, d > max {
-        error("\(what): \(value) is above the maximum \(Value.float(max).text)", location)
+        error("\(what): \(value) is above the maximum \(Self.bound(max))", location)
         return nil
       }
     }
     return converted
+  }
+
+  /// A bound as written: integral bounds without ".0".
+  static func bound(_ d: Double) -> String {
+    d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : Value.float(d).text
   }
 
   /// Parses a `--set` value with YAML scalar rules (so `3` is an int and `[1, 2]` a list).
@@ -674,7 +679,8 @@ public struct WorkflowResolver {
   }
 
   private func suggestion(_ name: String, _ candidates: [String]) -> String {
-    let best = candidates.map { ($0, editDistance(name, $0)) }.filter { $0.1 <= max(2, name.count / 3) }
+    let best = candidates.map { ($0, editDistance(name, $0)) }
+      .filter { $0.1 <= max(2, name.count / 3) && $0.1 < name.count }
       .min { $0.1 < $1.1 }
     return best.map { " (did you mean '\($0.0)'?)" } ?? ""
   }
@@ -699,6 +705,8 @@ func editDistance(_ a: String, _ b: String) -> Int {
 
 /// Every elementary cycle reachable in `edges` (node → nodes it depends on), each as a path, found by DFS.
 func findCycles(_ nodes: [String], edges: [String: [String]]) -> [[String]] {
+  let known = Set(nodes)
+  let order = Dictionary(nodes.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
   var state: [String: Int] = [:]  // 1 on stack, 2 done
   var stack: [String] = []
   var cycles: [[String]] = []
@@ -707,9 +715,13 @@ func findCycles(_ nodes: [String], edges: [String: [String]]) -> [[String]] {
     stack.append(n)
     for m in edges[n] ?? [] {
       if state[m] == 1, let start = stack.firstIndex(of: m) {
-        // Print in data-flow order: producer before consumer.
-        cycles.append(Array(stack[start...].reversed()))
-      } else if state[m] == nil, nodes.contains(m) {
+        // Data-flow order (producer before consumer), starting at the node written first.
+        var cycle = Array(stack[start...].reversed())
+        if let first = cycle.indices.min(by: { order[cycle[$0]] ?? 0 < order[cycle[$1]] ?? 0 }) {
+          cycle = Array(cycle[first...] + cycle[..<first])
+        }
+        cycles.append(cycle)
+      } else if state[m] == nil, known.contains(m) {
         dfs(m)
       }
     }
