@@ -65,6 +65,8 @@ public struct WorkflowResolver {
   public let registry: NodeRegistry
   public let options: ResolveOptions
   private var diagnostics: [Diagnostic] = []
+  /// Parameters whose value was invalid (already reported): references to them report nothing more.
+  private var poisoned = Set<String>()
 
   public init(registry: NodeRegistry, options: ResolveOptions = ResolveOptions()) {
     self.registry = registry
@@ -147,6 +149,7 @@ public struct WorkflowResolver {
       if text.hasPrefix("$") && !text.hasPrefix("$$") && !text.hasPrefix("${") {
         let name = String(text.dropFirst())
         guard let value = scope[name] else {
+          if poisoned.contains(name) { return nil }
           error("\(what): unresolved reference '$\(name)' (no parameter or matrix variable of that name)", node.location)
           return nil
         }
@@ -183,6 +186,7 @@ public struct WorkflowResolver {
       } else if after.hasPrefix("{"), let close = after.firstIndex(of: "}") {
         let name = String(after[after.index(after: after.startIndex)..<close])
         guard let value = scope[name] else {
+          if poisoned.contains(name) { return nil }
           error("\(what): unresolved reference '${\(name)}'", location)
           return nil
         }
@@ -238,7 +242,7 @@ public struct WorkflowResolver {
         let param = String(name[name.index(after: dot)...])
         nodeOverrides[node, default: []].append((param, value, override))
       } else {
-        guard document.param(name) != nil else {
+        guard document.param(name) != nil || document.matrix.contains(where: { $0.name == name }) else {
           let known = document.params.map(\.name).sorted().joined(separator: ", ")
           error("--set '\(override)': the workflow has no parameter '\(name)' (parameters: \(known))", nil)
           continue
@@ -248,13 +252,16 @@ public struct WorkflowResolver {
     }
     for decl in document.params {
       let what = "parameter '\(decl.name)'"
+      poisoned.insert(decl.name)
       if let value = paramOverrides[decl.name] {
         if let v = check(value, as: decl.type, min: decl.min, max: decl.max, what: "--set \(decl.name)", at: nil) {
           params[decl.name] = v
+          poisoned.remove(decl.name)
         }
       } else if let value = decl.defaultValue {
         if let v = check(value, as: decl.type, min: decl.min, max: decl.max, what: what, at: decl.location) {
           params[decl.name] = v
+          poisoned.remove(decl.name)
         }
       } else {
         error("\(what) has no default and no --set \(decl.name)=… value", decl.location)

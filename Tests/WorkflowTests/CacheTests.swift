@@ -11,7 +11,8 @@ final class CacheTests: XCTestCase {
   }
 
   func put(_ cache: DiskCache, _ key: String, bytes: Int, seconds: Double) throws -> OutputRecord {
-    let data = Data((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ key.count &+ Int(seconds * 7)) })
+    let seed = Array(SHA256.hash(key).utf8)
+    let data = Data((0..<bytes).map { seed[$0 % seed.count] &+ UInt8(truncatingIfNeeded: $0 / seed.count) })
     let record = OutputRecord(digest: SHA256.hash(data), type: "bytes", size: data.count)
     try cache.putObject(data, digest: record.digest)
     try cache.store(entry(key, ["out": record], seconds: seconds))
@@ -71,13 +72,13 @@ final class CacheTests: XCTestCase {
     _ = try put(cache, "cheap-small", bytes: 500, seconds: 0.1)
     _ = try put(cache, "old-costly", bytes: 4000, seconds: 100)
     // Age one entry by a year.
-    var old = timeval(tv_sec: Int(Date().timeIntervalSince1970) - 365 * 86_400, tv_usec: 0)
+    let old = timeval(tv_sec: Int(Date().timeIntervalSince1970) - 365 * 86_400, tv_usec: 0)
     let times = [old, old]
     _ = times.withUnsafeBufferPointer { utimes(cache.indexPath("old-costly"), $0.baseAddress) }
-    old.tv_sec += 0
     // An unreferenced object goes regardless of budget.
     try cache.putObject(Data([1, 2, 3]), digest: SHA256.hash(Data([1, 2, 3])))
-    let report = cache.collectGarbage(maxBytes: 8600)
+    // Scores (seconds per byte, discounted by age): cheap-big < old-costly < cheap-small < costly-big.
+    let report = cache.collectGarbage(maxBytes: 4600)
     XCTAssertEqual(report.objectsRemoved, 3, "the orphan, cheap-big and old-costly")
     XCTAssertNil(cache.lookup("cheap-big"))
     XCTAssertNil(cache.lookup("old-costly"))

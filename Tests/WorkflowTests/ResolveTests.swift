@@ -31,12 +31,16 @@ final class ResolveTests: XCTestCase {
     XCTAssertEqual(wf.node("a")?.params.values["value"], .int(7))
     XCTAssertEqual(wf.node("c")?.params.values["mode"], .string("upper"))
 
-    let bad = diagnostics(path, ResolveOptions(overrides: ["x=11", "y=1", "a.nope=2", "zz.value=1", "x=abc"]))
+    let bad = diagnostics(path, ResolveOptions(overrides: ["x=11", "y=1", "a.nope=2", "zz.value=1"]))
     let text = bad.map(\.description).joined(separator: "\n")
     XCTAssertTrue(text.contains("--set x: 11 is above the maximum 10"), text)
     XCTAssertTrue(text.contains("--set 'y=1': the workflow has no parameter 'y'"), text)
     XCTAssertTrue(text.contains("--set 'a.nope=2': node 'a' has no parameter 'nope'"), text)
     XCTAssertTrue(text.contains("--set 'zz.value=1': there is no node 'zz'"), text)
+    XCTAssertEqual(bad.count, 4, "a bad value is reported once, not again where it is used: \(text)")
+    XCTAssertEqual(
+      diagnostics(path, ResolveOptions(overrides: ["x=abc"])).map(\.description),
+      ["error: --set x: expected int, found string \"abc\""])
   }
 
   func testIncludeAndTemplates() throws {
@@ -137,6 +141,6 @@ final class ResolveTests: XCTestCase {
     XCTAssertEqual(model.files.map { String($0.dropFirst(model.path.count + 1)) }, ["sub/w2.bin", "w1.bin"])
     let missing = diagnostics(path)
     XCTAssertEqual(missing.count, 1)
-    XCTAssertTrue(missing[0].description.hasPrefix("\(path):4:7: error: model 'mm': 'm' not found"), missing[0].description)
+    XCTAssertTrue(missing[0].description.hasPrefix("\(path):3:7: error: model 'mm': 'm' not found"), missing[0].description)
   }
 }
