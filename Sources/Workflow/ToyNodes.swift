@@ -113,13 +113,14 @@ public enum ToyNodes {
       name: "toy.counter", version: 1, doc: "passes a through and appends a line to `log` per run",
       inputs: [PortSpec("a", "int", optional: true)], outputs: [PortSpec("out", "int")],
       params: [
-        ParamSpec("log", .string, doc: "file that gets one line per run"),
+        ParamSpec("log", .string, default: .string(""), doc: "file that gets one line per run (none when empty)"),
         ParamSpec("value", .int, default: .int(0), doc: "added to a"),
         ParamSpec("ms", .int, default: .int(0), min: 0, doc: "milliseconds to sleep first"),
       ])
   ) { inputs, params, context in
     usleep(UInt32(try params.int("ms")) * 1000)
-    try appendLine("\(context.node) \(context.key)", to: try params.string("log"))
+    let log = try params.string("log")
+    if !log.isEmpty { try appendLine("\(context.node) \(context.key)", to: log) }
     return ["out": int(try intValue(inputs["a"]) + params.int("value"))]
   }
 
