@@ -71,9 +71,11 @@ public final class DiskCache: @unchecked Sendable {
   }
 
   /// `--cache`, else `$COGFLOW_CACHE`, else `$XDG_CACHE_HOME/cogflow`, else `~/.cache/cogflow`.
-  public static func defaultLocation(explicit: String? = nil, environment: [String: String] = ProcessInfo.processInfo
-    .environment) -> URL
-  {
+  public static func defaultLocation(
+    explicit: String? = nil,
+    environment: [String: String] = ProcessInfo.processInfo
+      .environment
+  ) -> URL {
     if let explicit, !explicit.isEmpty { return URL(fileURLWithPath: explicit) }
     if let env = environment["COGFLOW_CACHE"], !env.isEmpty { return URL(fileURLWithPath: env) }
     if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
@@ -101,7 +103,8 @@ public final class DiskCache: @unchecked Sendable {
   // MARK: atomic writes
 
   /// Test hook: `COGFLOW_DEBUG_SLOW_WRITE_MS` pauses mid-write so a test can kill the process there.
-  private static let slowWriteMs: Int = Int(ProcessInfo.processInfo.environment["COGFLOW_DEBUG_SLOW_WRITE_MS"] ?? "") ?? 0
+  private static let slowWriteMs: Int =
+    Int(ProcessInfo.processInfo.environment["COGFLOW_DEBUG_SLOW_WRITE_MS"] ?? "") ?? 0
 
   /// Writes to `tmp/`, fsyncs (when `durable`), renames into place: a crash leaves either the old state or
   /// the complete new file, never a partial one under the final name. The folder is not fsynced: after a

@@ -138,7 +138,8 @@ public final class Engine: @unchecked Sendable {
       let key = parts.key
       if node.spec.cachePolicy == .alwaysRun {
         items.append(
-          PlanItem(node: node.id, type: node.type, key: key, status: "run", reason: "always runs (writes outside the cache)"))
+          PlanItem(
+            node: node.id, type: node.type, key: key, status: "run", reason: "always runs (writes outside the cache)"))
         status[node.id] = "run"
         continue
       }
@@ -181,12 +182,13 @@ public final class Engine: @unchecked Sendable {
     defer { cache?.endRun() }
     dependents = workflow.dependents()
     for node in workflow.nodes {
-      pendingInputs[node.id] = Set(
-        node.inputs.values.compactMap { source -> String? in
-          if case .edge(let up, _) = source { return up }
-          return nil
-        }
-      ).count
+      pendingInputs[node.id] =
+        Set(
+          node.inputs.values.compactMap { source -> String? in
+            if case .edge(let up, _) = source { return up }
+            return nil
+          }
+        ).count
     }
     var startEvent = EngineEvent(.runStart)
     startEvent.workflow = workflow.name
@@ -209,7 +211,9 @@ public final class Engine: @unchecked Sendable {
     doneEvent.seconds = final.seconds
     doneEvent.status = final.cancelled ? "cancelled" : (final.errors.isEmpty ? "ok" : "failed")
     var counts: [String: Int] = [:]
-    for outcome in [NodeOutcome.cached, .ran, .failed, .skipped, .cancelled] { counts[outcome.rawValue] = final.count(outcome) }
+    for outcome in [NodeOutcome.cached, .ran, .failed, .skipped, .cancelled] {
+      counts[outcome.rawValue] = final.count(outcome)
+    }
     doneEvent.counts = counts
     emit(doneEvent)
     return final

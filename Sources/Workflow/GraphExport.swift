@@ -48,7 +48,8 @@ public enum GraphExport {
     out += "  inputs:\n"
     if spec.inputs.isEmpty { out += "    (none)\n" }
     for port in spec.inputs {
-      out += "    \(port.name): \(port.type)\(port.optional ? " (optional)" : "")\(port.doc.isEmpty ? "" : " — \(port.doc)")\n"
+      out +=
+        "    \(port.name): \(port.type)\(port.optional ? " (optional)" : "")\(port.doc.isEmpty ? "" : " — \(port.doc)")\n"
     }
     out += "  outputs:\n"
     if spec.outputs.isEmpty { out += "    (none)\n" }
@@ -61,7 +62,8 @@ public enum GraphExport {
       var line = "    \(param.name): \(param.type)"
       if let d = param.defaultValue { line += " = \(d)" } else { line += " (required)" }
       if param.min != nil || param.max != nil {
-        line += " in [\(param.min.map(WorkflowResolver.bound) ?? "-∞"), \(param.max.map(WorkflowResolver.bound) ?? "∞")]"
+        line +=
+          " in [\(param.min.map(WorkflowResolver.bound) ?? "-∞"), \(param.max.map(WorkflowResolver.bound) ?? "∞")]"
       }
       if !param.doc.isEmpty { line += " — \(param.doc)" }
       out += line + "\n"

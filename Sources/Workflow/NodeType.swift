@@ -273,7 +273,8 @@ public struct ClosureNodeType: NodeType {
   private let body: @Sendable (NodeInputs, NodeParams, NodeContext) throws -> [String: Artifact]
 
   public init(
-    _ spec: NodeTypeSpec, run body: @escaping @Sendable (NodeInputs, NodeParams, NodeContext) throws -> [String: Artifact]
+    _ spec: NodeTypeSpec,
+    run body: @escaping @Sendable (NodeInputs, NodeParams, NodeContext) throws -> [String: Artifact]
   ) {
     self.spec = spec
     self.body = body

@@ -150,7 +150,8 @@ public struct WorkflowResolver {
         let name = String(text.dropFirst())
         guard let value = scope[name] else {
           if poisoned.contains(name) { return nil }
-          error("\(what): unresolved reference '$\(name)' (no parameter or matrix variable of that name)", node.location)
+          error(
+            "\(what): unresolved reference '$\(name)' (no parameter or matrix variable of that name)", node.location)
           return nil
         }
         return value
@@ -346,12 +347,16 @@ public struct WorkflowResolver {
         continue
       }
       guard let type = registry[typeName] else {
-        error("node '\(node.id)': unknown node type '\(typeName)'\(suggestion(typeName, registry.names))", node.typeLocation)
+        error(
+          "node '\(node.id)': unknown node type '\(typeName)'\(suggestion(typeName, registry.names))", node.typeLocation
+        )
         continue
       }
       specs[node.id] = type.spec
       for entry in node.inputs {
-        guard let text = entry.value.scalarText, !text.hasPrefix("$"), let dot = text.firstIndex(of: ".") else { continue }
+        guard let text = entry.value.scalarText, !text.hasPrefix("$"), let dot = text.firstIndex(of: ".") else {
+          continue
+        }
         let up = String(text[..<dot])
         let port = String(text[text.index(after: dot)...])
         upstream[node.id, default: []].append((entry.port, up, port, entry.value.location))
@@ -527,7 +532,8 @@ public struct WorkflowResolver {
       guard let param = spec.param(override.param) else { continue }
       usedOverrides.insert(override.text)
       if let v = check(
-        override.value, as: param.type, min: param.min, max: param.max, what: "--set \(decl.id).\(override.param)", at: nil)
+        override.value, as: param.type, min: param.min, max: param.max, what: "--set \(decl.id).\(override.param)",
+        at: nil)
       {
         values[override.param] = v
       }

@@ -77,7 +77,9 @@ public struct SHA256: Sendable {
     var pad: [UInt8] = [0x80]
     let padZeros = (buffered < 56 ? 55 - buffered : 119 - buffered)
     pad += [UInt8](repeating: 0, count: padZeros)
-    for shift in stride(from: 56, through: 0, by: -8) { pad.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+    for shift in stride(from: 56, through: 0, by: -8) {
+      pad.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+    }
     let savedLength = length
     update(pad)
     length = savedLength
@@ -175,7 +177,9 @@ public struct SHA256: Sendable {
   /// Hashes a file by streaming it in 4 MiB reads (never loads it whole).
   public static func hashFile(atPath path: String) throws -> String {
     let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw WorkflowError.io(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else {
+      throw WorkflowError.io(path: path, message: "cannot open: \(String(cString: strerror(errno)))")
+    }
     defer { close(fd) }
     var hasher = SHA256()
     let chunk = 4 << 20

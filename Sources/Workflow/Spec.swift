@@ -328,7 +328,8 @@ public enum WorkflowReader {
   static func parseParam(name: String, key: YAMLNode, value: YAMLNode, doc: inout WorkflowDocument) -> ParamDecl? {
     if value.pairs == nil {
       guard let v = Value.from(value) else { return nil }
-      return ParamDecl(name: name, type: inferType(v), defaultValue: v, min: nil, max: nil, doc: "", location: key.location)
+      return ParamDecl(
+        name: name, type: inferType(v), defaultValue: v, min: nil, max: nil, doc: "", location: key.location)
     }
     var type: ParamType?
     var defaultValue: Value?

@@ -117,7 +117,8 @@ public enum YAMLParser {
       data = try Data(contentsOf: url)
     } catch {
       throw YAMLError(
-        location: SourceLocation(file: name, line: 1, column: 1), message: "cannot read file: \(error.localizedDescription)")
+        location: SourceLocation(file: name, line: 1, column: 1),
+        message: "cannot read file: \(error.localizedDescription)")
     }
     guard let text = String(data: data, encoding: .utf8) else {
       throw YAMLError(location: SourceLocation(file: name, line: 1, column: 1), message: "file is not UTF-8 text")
@@ -173,7 +174,8 @@ public enum YAMLParser {
         stack.append(.sequence([], location(event.start_mark), anchor: Self.string(event.data.sequence_start.anchor)))
       case YAML_MAPPING_START_EVENT:
         stack.append(
-          .mapping([], pendingKey: nil, location(event.start_mark), anchor: Self.string(event.data.mapping_start.anchor)))
+          .mapping(
+            [], pendingKey: nil, location(event.start_mark), anchor: Self.string(event.data.mapping_start.anchor)))
       case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
         guard let frame = stack.popLast() else { break }
         let node: YAMLNode

@@ -25,7 +25,8 @@ struct CacheStats: ParsableCommand {
       return
     }
     print("cache:    \(cache.root.path)")
-    print("entries:  \(stats.entries) (\(String(format: "%.1f", stats.computeSeconds)) s of compute saved per full hit)")
+    print(
+      "entries:  \(stats.entries) (\(String(format: "%.1f", stats.computeSeconds)) s of compute saved per full hit)")
     print("objects:  \(stats.objects), \(WorkflowCLI.formatSize(stats.objectBytes))")
     print("budget:   \(stats.maxBytes.map(WorkflowCLI.formatSize) ?? "none")")
     if stats.tmpFiles > 0 { print("tmp:      \(stats.tmpFiles) leftover temp files (gc removes them)") }

@@ -42,7 +42,9 @@ struct WorkflowBenchCommand: ParsableCommand {
     _ = time("plan (empty cache)") { Engine(workflow: workflow, registry: registry, cache: cache).plan() }
     var uncached = options
     uncached.useCache = false
-    let r0 = time("run --no-cache") { Engine(workflow: workflow, registry: registry, cache: nil, options: uncached).run() }
+    let r0 = time("run --no-cache") {
+      Engine(workflow: workflow, registry: registry, cache: nil, options: uncached).run()
+    }
     let r1 = time("run (cold cache: computes and stores all)") {
       Engine(workflow: workflow, registry: registry, cache: cache, options: options).run()
     }

@@ -8,7 +8,8 @@ struct WorkflowFileOptions: ParsableArguments {
   @Argument(help: "The workflow YAML file.") var workflow: String
   @Option(name: .customLong("set"), help: "name=value (workflow parameter) or node.param=value; repeatable.")
   var sets: [String] = []
-  @Option(help: "Folder that relative model paths resolve against (default: $COGFLOW_MODELS, else the workflow's folder).")
+  @Option(
+    help: "Folder that relative model paths resolve against (default: $COGFLOW_MODELS, else the workflow's folder).")
   var models: String?
   @Flag(help: .hidden) var toyNodes = false
 }

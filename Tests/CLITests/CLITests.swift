@@ -52,7 +52,8 @@ final class CLITests: XCTestCase {
     }
     XCTAssertEqual(keys.count, 8)
     // one computes once; sum[seed=1] and sum[seed=2] differ by value.
-    XCTAssertEqual(scratch.lines("runs.log").map { String($0.split(separator: " ")[0]) }.sorted(),
+    XCTAssertEqual(
+      scratch.lines("runs.log").map { String($0.split(separator: " ")[0]) }.sorted(),
       ["one", "sum[seed=1]", "sum[seed=2]"])
 
     let plan = try CLI.run(["plan", demo, "--set", "log=\(log)", "--json"], env: env, cwd: scratch.path)
@@ -81,7 +82,8 @@ final class CLITests: XCTestCase {
     XCTAssertEqual(scratch.lines("runs.log").count, 3)
 
     // --no-cache recomputes everything and stores nothing new.
-    let nocache = try CLI.run(["run", demo, "--set", "log=\(log)", "--no-cache", "--quiet"], env: env, cwd: scratch.path)
+    let nocache = try CLI.run(
+      ["run", demo, "--set", "log=\(log)", "--no-cache", "--quiet"], env: env, cwd: scratch.path)
     XCTAssertEqual(nocache.status, 0)
     XCTAssertEqual(scratch.lines("runs.log").count, 6)
     // --target builds only what the target needs.
@@ -102,7 +104,8 @@ final class CLITests: XCTestCase {
         next: { type: toy.add, in: { a: bad.out } }
         fine: { type: toy.add, with: { value: 2 } }
       """)
-    let out = try CLI.run(["run", path, "--events", "-"], env: CLI.environment(cache: scratch.cache), cwd: scratch.path)
+    let out = try CLI.run(
+      ["run", path, "--events", "-"], env: CLI.environment(cache: scratch.cache), cwd: scratch.path)
     XCTAssertEqual(out.status, 1)
     XCTAssertTrue(out.stderr.contains("error: node 'bad' (toy.fail) failed: boom"), out.stderr)
     let events = jsonObjects(out.stdout)
@@ -175,7 +178,9 @@ final class CLITests: XCTestCase {
     XCTAssertEqual(scratch.read("out0.txt"), "7\n")
     XCTAssertEqual(scratch.read("out1.txt"), "7\n")
     let cachedByOther = (0..<2).flatMap { jsonObjects(scratch.read("events\($0).jsonl")) }
-      .filter { $0["event"] as? String == "node-cached" && ($0["message"] as? String)?.contains("another process") == true }
+      .filter {
+        $0["event"] as? String == "node-cached" && ($0["message"] as? String)?.contains("another process") == true
+      }
     XCTAssertFalse(cachedByOther.isEmpty, "one process waited for the other's keys")
   }
 
@@ -195,7 +200,9 @@ final class CLITests: XCTestCase {
     let process = try CLI.start(["run", path, "--quiet"], env: slow, cwd: scratch.path, outputs: scratch.path + "/run")
     let tmp = scratch.cache + "/tmp"
     XCTAssertTrue(
-      CLI.waitFor { ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).contains { !$0.hasPrefix(".") } },
+      CLI.waitFor {
+        ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).contains { !$0.hasPrefix(".") }
+      },
       "no cache write started")
     kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()

@@ -207,7 +207,13 @@ final class EngineTests: XCTestCase {
       """)
     var options = EngineOptions()
     options.jobs = 3
-    let result = runEngine(try resolve(path), cache: nil, options: { var o = options; o.useCache = false; return o }())
+    let result = runEngine(
+      try resolve(path), cache: nil,
+      options: {
+        var o = options
+        o.useCache = false
+        return o
+      }())
     XCTAssertTrue(result.succeeded)
     var start: [String: Double] = [:]
     var end: [String: Double] = [:]
@@ -233,7 +239,11 @@ final class EngineTests: XCTestCase {
     end = [:]
     for line in dir.lines("times.log") {
       let parts = line.split(separator: " ")
-      if parts[0] == "start" { start[String(parts[1])] = Double(parts[2])! } else { end[String(parts[1])] = Double(parts[2])! }
+      if parts[0] == "start" {
+        start[String(parts[1])] = Double(parts[2])!
+      } else {
+        end[String(parts[1])] = Double(parts[2])!
+      }
     }
     XCTAssertTrue(start["h1"]! < end["h2"]! && start["h2"]! < end["h1"]!, "heavyJobs 2 should let them overlap")
   }

@@ -97,7 +97,8 @@ final class ResolveTests: XCTestCase {
     XCTAssertEqual(wf.nodes.filter { $0.baseID == "s" }.count, 6)
     XCTAssertEqual(wf.nodes.filter { $0.baseID == "k" }.count, 1)
     XCTAssertEqual(wf.nodes.filter { $0.baseID == "f" }.count, 2)
-    XCTAssertTrue(ids.contains("enc[prompt=#0]") && ids.contains("s[prompt=#1,seed=3]") && ids.contains("f[v=20]"), "\(ids)")
+    XCTAssertTrue(
+      ids.contains("enc[prompt=#0]") && ids.contains("s[prompt=#1,seed=3]") && ids.contains("f[v=20]"), "\(ids)")
     XCTAssertEqual(wf.node("s[prompt=#1,seed=3]")?.inputs["a"], .edge(node: "n[prompt=#1]", port: "out"))
     XCTAssertEqual(wf.node("s[prompt=#1,seed=3]")?.params.values["value"], .int(3))
 
@@ -141,6 +142,7 @@ final class ResolveTests: XCTestCase {
     XCTAssertEqual(model.files.map { String($0.dropFirst(model.path.count + 1)) }, ["sub/w2.bin", "w1.bin"])
     let missing = diagnostics(path)
     XCTAssertEqual(missing.count, 1)
-    XCTAssertTrue(missing[0].description.hasPrefix("\(path):3:7: error: model 'mm': 'm' not found"), missing[0].description)
+    XCTAssertTrue(
+      missing[0].description.hasPrefix("\(path):3:7: error: model 'mm': 'm' not found"), missing[0].description)
   }
 }

@@ -31,7 +31,9 @@ final class TempDir {
 let toyRegistry = NodeRegistry(ToyNodes.all)
 
 /// Resolves a workflow file or fails the test with its diagnostics.
-func resolve(_ path: String, _ options: ResolveOptions = ResolveOptions(), file: StaticString = #filePath, line: UInt = #line)
+func resolve(
+  _ path: String, _ options: ResolveOptions = ResolveOptions(), file: StaticString = #filePath, line: UInt = #line
+)
   throws -> ResolvedWorkflow
 {
   do {
