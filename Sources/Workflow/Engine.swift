@@ -70,6 +70,18 @@ public final class Engine: @unchecked Sendable {
   private var keyWaiters: [String: [() -> Void]] = [:]
   private var keyOutputs: [String: [String: OutputRef]] = [:]
   private let done = DispatchSemaphore(value: 0)
+  /// Cache writes run beside the computation (their fsyncs overlap); at most 16 in flight keep memory bounded.
+  private let storeQueue = DispatchQueue(label: "cogflow.store", attributes: .concurrent)
+  private let storeSlots = DispatchSemaphore(value: 16)
+  private let storeGroup = DispatchGroup()
+
+  /// How `execute` stores what it computed.
+  private enum Storage {
+    case none
+    case sync
+    /// In the background; the key's lock is released once the entry is on disk.
+    case async(DiskCache.KeyLock)
+  }
 
   public init(
     workflow: ResolvedWorkflow, registry: NodeRegistry, cache: DiskCache?, options: EngineOptions = EngineOptions(),
@@ -201,6 +213,7 @@ public final class Engine: @unchecked Sendable {
     dispatchReady()
     lock.unlock()
     if !empty { done.wait() }
+    storeGroup.wait()
 
     lock.lock()
     var final = result
@@ -333,7 +346,7 @@ public final class Engine: @unchecked Sendable {
       lock.unlock()
 
       if node.spec.cachePolicy == .alwaysRun {
-        let (outcome, outs) = execute(node, key: key, parts: parts, refs: &refs, store: false)
+        let (outcome, outs) = execute(node, key: key, parts: parts, refs: &refs, storage: .none)
         if outcome == nil && attempt < 3 { continue }
         return (outcome ?? fail(node, key: key, "an input kept changing while it was recomputed"), outs)
       }
@@ -397,7 +410,7 @@ public final class Engine: @unchecked Sendable {
     -> (NodeOutcome?, [String: OutputRef]?, retry: Bool)
   {
     guard let cache else {
-      let (outcome, outs) = execute(node, key: key, parts: parts, refs: &refs, store: false)
+      let (outcome, outs) = execute(node, key: key, parts: parts, refs: &refs, storage: .none)
       return (outcome, outs, outcome == nil)
     }
     if let hit = cachedOutputs(node, key: key, how: "cache") { return (.cached, hit, false) }
@@ -410,11 +423,12 @@ public final class Engine: @unchecked Sendable {
     } catch {
       return (fail(node, key: key, "\(error)"), nil, false)
     }
-    defer { keyLock.release() }
     if let hit = cachedOutputs(node, key: key, how: waited ? "computed by another process" : "cache") {
+      keyLock.release()
       return (.cached, hit, false)
     }
-    let (outcome, outs) = execute(node, key: key, parts: parts, refs: &refs, store: true)
+    // execute releases the lock, after the outputs are stored.
+    let (outcome, outs) = execute(node, key: key, parts: parts, refs: &refs, storage: .async(keyLock))
     if outcome == nil { return (nil, nil, true) }
     return (outcome, outs, false)
   }
@@ -434,8 +448,11 @@ public final class Engine: @unchecked Sendable {
   /// Loads input bytes (recomputing a producer whose cached object turns out corrupt), runs the node and
   /// stores its outputs. Returns a nil outcome when a recomputed input changed digest (the key must be redone).
   private func execute(
-    _ node: ResolvedNode, key: String, parts: KeyParts, refs: inout [String: OutputRef], store: Bool
+    _ node: ResolvedNode, key: String, parts: KeyParts, refs: inout [String: OutputRef], storage: Storage
   ) -> (NodeOutcome?, [String: OutputRef]?) {
+    var heldLock: DiskCache.KeyLock?
+    if case .async(let keyLock) = storage { heldLock = keyLock }
+    defer { heldLock?.release() }
     var artifacts: [String: Artifact] = [:]
     var changed = false
     for (port, ref) in refs.sorted(by: { $0.key < $1.key }) {
@@ -497,14 +514,32 @@ public final class Engine: @unchecked Sendable {
     let entry = CacheEntry(
       key: key, nodeType: node.type, version: node.spec.version, outputs: outs.mapValues(\.record), seconds: seconds,
       created: Date().timeIntervalSince1970, params: parts.params, inputs: parts.inputs, files: parts.files)
-    if store, let cache {
-      do {
-        // Objects first, then the index entry that points at them: a crash in between leaves only
-        // unreferenced objects, which gc removes.
-        for ref in outs.values { try cache.putObject(ref.data ?? Data(), digest: ref.record.digest) }
-        try cache.store(entry)
-      } catch {
-        return (fail(node, key: key, "cannot store outputs: \(error)"), nil)
+    if let cache {
+      // Objects first, then the index entry that points at them: a crash in between leaves only
+      // unreferenced objects, which gc removes.
+      let write = { [emit] in
+        do {
+          for ref in outs.values { try cache.putObject(ref.data ?? Data(), digest: ref.record.digest) }
+          try cache.store(entry)
+        } catch {
+          var event = EngineEvent(.cacheError, node: node.id, type: node.type, key: key)
+          event.error = "outputs not stored: \(error)"
+          emit(event)
+        }
+      }
+      switch storage {
+      case .none: break
+      case .sync: write()
+      case .async(let keyLock):
+        heldLock = nil
+        storeSlots.wait()
+        storeGroup.enter()
+        storeQueue.async { [storeSlots, storeGroup] in
+          write()
+          keyLock.release()
+          storeSlots.signal()
+          storeGroup.leave()
+        }
       }
     }
     cache?.recordHistory(workflow: workflowIdentity, node: node.id, entry: entry)
@@ -530,7 +565,7 @@ public final class Engine: @unchecked Sendable {
       lock.unlock()
       var refs = inputRecords(producer)
       let parts = try KeyBuilder.parts(for: producer, inputs: refs.mapValues(\.record), fileDigest: fileDigest)
-      let (outcome, outs) = execute(producer, key: parts.key, parts: parts, refs: &refs, store: true)
+      let (outcome, outs) = execute(producer, key: parts.key, parts: parts, refs: &refs, storage: .sync)
       guard outcome == .ran, let data = outs?[producerPort]?.data else {
         throw WorkflowError.nodeFailed(
           node: producerID, type: producer.type, message: "recomputing after a corrupt cache object failed")

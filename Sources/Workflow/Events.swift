@@ -13,6 +13,8 @@ public struct EngineEvent: Sendable {
     case nodeSkipped = "node-skipped"
     /// A corrupt cache entry or object was found, dropped and will be recomputed.
     case cacheCorrupt = "cache-corrupt"
+    /// Outputs could not be written to the cache (disk full, permissions); the run goes on without them.
+    case cacheError = "cache-error"
     case runDone = "run-done"
   }
 
@@ -129,6 +131,8 @@ public final class ProgressDisplay: @unchecked Sendable {
       line = "  skipped \(node) (\(event.type ?? "")): \(event.message ?? "")"
     case .cacheCorrupt:
       line = "  warning: \(event.message ?? "")"
+    case .cacheError:
+      line = "  warning: \(event.node ?? ""): \(event.error ?? "")"
     case .runDone:
       active.removeAll()
       let counts = event.counts ?? [:]

@@ -10,6 +10,7 @@ struct WorkflowBenchCommand: ParsableCommand {
   @Option(help: "Number of nodes.") var nodes: Int = 1000
   @Option(help: "Jobs for the runs.") var jobs: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
   @Flag(help: "Print JSON.") var json = false
+  @Option(help: "Instead: time hashing this file (first digest, then the remembered one).") var hashFile: String?
 
   static func yaml(nodes: Int) -> String {
     // Node i adds node i-1 and node i/2: a deep chain with long skip edges, so the scheduler is exercised.
@@ -21,7 +22,25 @@ struct WorkflowBenchCommand: ParsableCommand {
     return text
   }
 
+  func benchHash(_ path: String) throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cogflow-bench-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    var start = Date()
+    let digest = try DiskCache(root: dir).fileDigest(path)
+    let first = Date().timeIntervalSince(start)
+    start = Date()
+    _ = try DiskCache(root: dir).fileDigest(path)
+    let second = Date().timeIntervalSince(start)
+    print("\(digest)  \(path)")
+    print(
+      String(
+        format: "%.1f MiB hashed in %.3f s (%.0f MiB/s); remembered digest in %.4f s", Double(size) / 1_048_576, first,
+        Double(size) / 1_048_576 / first, second))
+  }
+
   func run() throws {
+    if let hashFile { return try benchHash(hashFile) }
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cogflow-bench-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
