@@ -100,6 +100,7 @@ public final class Engine: @unchecked Sendable {
   }
 
   private var workflowIdentity: String { workflow.name }
+  private lazy var workflowSource: String = (try? String(contentsOfFile: workflow.file, encoding: .utf8)) ?? ""
 
   private func fileDigest(_ path: String) throws -> String {
     if let cache { return try cache.fileDigest(path) }
@@ -474,12 +475,27 @@ public final class Engine: @unchecked Sendable {
 
     emit(EngineEvent(.nodeStart, node: node.id, type: node.type, key: key))
     let started = Date()
+    var provenance = Provenance()
+    provenance.workflowName = workflow.name
+    provenance.workflowFile = workflow.file
+    provenance.overrides = workflow.overrides
+    provenance.params = workflow.params
+    provenance.fileDigests = parts.files
+    lock.lock()
+    provenance.workflowSource = workflowSource
+    provenance.nodeKeys = result.keys
+    lock.unlock()
     let context = NodeContext(
-      node: node.id, type: node.type, key: key, cancellation: options.cancellation,
+      node: node.id, type: node.type, key: key, cancellation: options.cancellation, provenance: provenance,
       onProgress: { [emit] step, total in
         var event = EngineEvent(.progress, node: node.id, type: node.type, key: key)
         event.step = step
         event.total = total
+        emit(event)
+      },
+      onLog: { [emit] message in
+        var event = EngineEvent(.nodeLog, node: node.id, type: node.type, key: key)
+        event.message = message
         emit(event)
       })
     let produced: [String: Artifact]

@@ -15,6 +15,8 @@ public struct EngineEvent: Sendable {
     case cacheCorrupt = "cache-corrupt"
     /// Outputs could not be written to the cache (disk full, permissions); the run goes on without them.
     case cacheError = "cache-error"
+    /// A message from a running node (`NodeContext.log`).
+    case nodeLog = "node-log"
     case runDone = "run-done"
   }
 
@@ -131,6 +133,8 @@ public final class ProgressDisplay: @unchecked Sendable {
       line = "  skipped \(node) (\(event.type ?? "")): \(event.message ?? "")"
     case .cacheCorrupt:
       line = "  warning: \(event.message ?? "")"
+    case .nodeLog:
+      line = "  \(node): \(event.message ?? "")"
     case .cacheError:
       line = "  warning: \(event.node ?? ""): \(event.error ?? "")"
     case .runDone:

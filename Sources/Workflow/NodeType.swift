@@ -221,23 +221,46 @@ public struct NodeParams: Sendable {
   }
 }
 
+/// Where a node's result comes from, for nodes that record it (save-image embeds it in PNG text chunks so that
+/// an image can be reproduced).
+public struct Provenance: Sendable {
+  public static let engineVersion = "cogflow-engine 1"
+  public var engineVersion: String = Provenance.engineVersion
+  public var workflowName: String = ""
+  /// Path of the top workflow file and its text as read at the start of the run.
+  public var workflowFile: String = ""
+  public var workflowSource: String = ""
+  /// The `--set` overrides the run was given, in order.
+  public var overrides: [String] = []
+  /// Workflow parameter values after defaults and `--set`.
+  public var params: [String: Value] = [:]
+  /// Keys of every node finished before this one started (its ancestors included), by node id.
+  public var nodeKeys: [String: String] = [:]
+  /// This node's model/file parameters → digest over their files (as in its key).
+  public var fileDigests: [String: String] = [:]
+
+  public init() {}
+}
+
 /// What a running node can ask of the engine. `progress` doubles as the cancellation point.
 public final class NodeContext: @unchecked Sendable {
   public let node: String
   public let type: String
   public let key: String
+  public let provenance: Provenance
   private let cancellation: CancellationToken
   private let onProgress: @Sendable (Int, Int) -> Void
   private let onLog: @Sendable (String) -> Void
 
   public init(
-    node: String, type: String, key: String, cancellation: CancellationToken,
+    node: String, type: String, key: String, cancellation: CancellationToken, provenance: Provenance = Provenance(),
     onProgress: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
     onLog: @escaping @Sendable (String) -> Void = { _ in }
   ) {
     self.node = node
     self.type = type
     self.key = key
+    self.provenance = provenance
     self.cancellation = cancellation
     self.onProgress = onProgress
     self.onLog = onLog
@@ -256,6 +279,7 @@ public final class NodeContext: @unchecked Sendable {
     onProgress(step, total)
   }
 
+  /// A line for the user (a `node-log` event; shown by the display).
   public func log(_ message: String) { onLog(message) }
 }
 

@@ -30,6 +30,8 @@ public struct ResolvedWorkflow: Sendable {
   public var params: [String: Value]
   public var nodes: [ResolvedNode]
   public var index: [String: Int]
+  /// The `--set` overrides it was resolved with.
+  public var overrides: [String] = []
 
   public func node(_ id: String) -> ResolvedNode? { index[id].map { nodes[$0] } }
 
@@ -464,7 +466,8 @@ public struct WorkflowResolver {
     let index = Dictionary(resolved.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
     return ResolvedWorkflow(
       file: document.file, name: document.name.isEmpty ? Self.defaultName(document.file) : document.name,
-      description: document.description, params: params, nodes: resolved, index: index)
+      description: document.description, params: params, nodes: resolved, index: index,
+      overrides: options.overrides)
   }
 
   static func defaultName(_ file: String) -> String {
@@ -570,7 +573,13 @@ public struct WorkflowResolver {
     }
 
     var inputs: [String: InputSource] = [:]
+    var connected: [String: SourceLocation] = [:]
     for entry in decl.inputs {
+      if let first = connected[entry.port] {
+        error("node '\(decl.id)': input '\(entry.port)' connected twice (first at \(first))", entry.keyLocation)
+        continue
+      }
+      connected[entry.port] = entry.keyLocation
       guard let port = spec.input(entry.port) else {
         let names = spec.inputs.map(\.name)
         error(

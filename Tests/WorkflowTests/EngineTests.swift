@@ -364,3 +364,91 @@ final class EngineTests: XCTestCase {
     XCTAssertTrue(byNode["post"]!.json.contains("\"key\":null"))
   }
 }
+
+final class NodeAPITests: XCTestCase {
+  final class Box: @unchecked Sendable {
+    var provenance: Provenance?
+    var logs: [String] = []
+  }
+
+  /// A node sees the workflow, the overrides, its ancestors' keys and its model digest; its log lines become events.
+  func testContextCarriesProvenanceAndLogs() throws {
+    let dir = TempDir()
+    dir.write("m.bin", "weights")
+    let box = Box()
+    let probe = ClosureNodeType(
+      NodeTypeSpec(
+        name: "probe", version: 3, inputs: [PortSpec("a", "int")], outputs: [PortSpec("out", "text")],
+        params: [ParamSpec("model", .model)], resource: .io)
+    ) { _, _, context in
+      box.provenance = context.provenance
+      context.log("hello from probe")
+      return ["out": Artifact(text: "ok")]
+    }
+    var registry = toyRegistry
+    registry.register(probe)
+    let path = dir.write(
+      "p.yaml",
+      """
+      cogflow: 1
+      name: prov
+      params: { v: 1 }
+      models: { m: m.bin }
+      nodes:
+        up: { type: toy.add, with: { value: $v } }
+        p: { type: probe, in: { a: up.out }, with: { model: m } }
+      """)
+    let wf = try WorkflowResolver.load(path: path, registry: registry, options: ResolveOptions(overrides: ["v=2"]))
+    let log = EventLog()
+    let result = Engine(
+      workflow: wf, registry: registry, cache: nil,
+      options: { () -> EngineOptions in
+        var o = EngineOptions()
+        o.useCache = false
+        return o
+      }()
+    ) { log.add($0) }.run()
+    XCTAssertTrue(result.succeeded, "\(result.errors)")
+    let p = try XCTUnwrap(box.provenance)
+    XCTAssertEqual(p.workflowName, "prov")
+    XCTAssertEqual(p.overrides, ["v=2"])
+    XCTAssertEqual(p.params["v"], .int(2))
+    XCTAssertTrue(p.workflowSource.contains("type: probe"))
+    XCTAssertEqual(p.nodeKeys["up"], result.keys["up"])
+    XCTAssertEqual(p.fileDigests["model"]?.count, 64)
+    XCTAssertEqual(p.engineVersion, Provenance.engineVersion)
+    XCTAssertEqual(log.events.filter { $0.kind == .nodeLog }.map(\.message), ["hello from probe"])
+  }
+
+  func testWrongOutputsFailTheNode() throws {
+    let dir = TempDir()
+    let liar = ClosureNodeType(
+      NodeTypeSpec(name: "liar", version: 1, outputs: [PortSpec("out", "int")])
+    ) { _, _, _ in ["out": Artifact(text: "x", type: "text")] }
+    let silent = ClosureNodeType(
+      NodeTypeSpec(name: "silent", version: 1, outputs: [PortSpec("out", "int")])
+    ) { _, _, _ in [:] }
+    let registry = NodeRegistry([liar, silent])
+    let path = dir.write("l.yaml", "cogflow: 1\nnodes:\n  a: { type: liar }\n  b: { type: silent }\n")
+    let wf = try WorkflowResolver.load(path: path, registry: registry)
+    let result = Engine(
+      workflow: wf, registry: registry, cache: try DiskCache(root: dir.url.appendingPathComponent("c"))
+    )
+    .run()
+    XCTAssertEqual(
+      result.errors.sorted(),
+      [
+        "node 'a' (liar) failed: output 'out' has type text, declared int",
+        "node 'b' (silent) failed: implementation returned no output 'out'",
+      ])
+  }
+
+  func testInputConnectedTwiceIsAnError() {
+    let dir = TempDir()
+    let path = dir.write(
+      "d.yaml", "cogflow: 1\nnodes:\n  a: { type: toy.add }\n  b: { type: toy.add, in: { a: a.out, a: a.out } }\n")
+    XCTAssertEqual(
+      diagnostics(path).map(\.description),
+      ["\(path):4:39: error: node 'b': input 'a' connected twice (first at \(path):4:29)"])
+  }
+}
