@@ -458,11 +458,10 @@ public final class Engine: @unchecked Sendable {
     var changed = false
     for (port, ref) in refs.sorted(by: { $0.key < $1.key }) {
       do {
-        let data = try materialize(ref, consumer: node, port: port)
-        if SHA256.hash(data) != ref.record.digest { changed = true }
-        artifacts[port] = Artifact(type: ref.record.type, bytes: data)
-        refs[port] = OutputRef(
-          record: OutputRecord(digest: SHA256.hash(data), type: ref.record.type, size: data.count), data: data)
+        let loaded = try materialize(ref, consumer: node, port: port)
+        if loaded.record != ref.record { changed = true }
+        artifacts[port] = Artifact(type: loaded.record.type, bytes: loaded.data ?? Data())
+        refs[port] = loaded
       } catch is CancelledError {
         return (.cancelled, nil)
       } catch {
@@ -567,11 +566,13 @@ public final class Engine: @unchecked Sendable {
 
   /// The bytes of an input: in memory, or read from the cache with its checksum verified. A corrupt object
   /// is dropped and its producer recomputed here (the cache never returns bad bytes).
-  private func materialize(_ ref: OutputRef, consumer: ResolvedNode, port: String) throws -> Data {
-    if let data = ref.data { return data }
+  /// Returns the ref with its bytes; its record differs from `ref`'s only when the producer was recomputed
+  /// and came out different (then the consumer's key must be recomputed).
+  private func materialize(_ ref: OutputRef, consumer: ResolvedNode, port: String) throws -> OutputRef {
+    if ref.data != nil { return ref }
     guard let cache else { throw WorkflowError.cache(path: "", message: "no bytes for input \(port)") }
     do {
-      return try cache.getObject(ref.record)
+      return OutputRef(record: ref.record, data: try cache.getObject(ref.record))
     } catch let corruption as CacheCorruption {
       guard case .edge(let producerID, let producerPort)? = consumer.inputs[port],
         let producer = workflow.node(producerID)
@@ -582,14 +583,14 @@ public final class Engine: @unchecked Sendable {
       var refs = inputRecords(producer)
       let parts = try KeyBuilder.parts(for: producer, inputs: refs.mapValues(\.record), fileDigest: fileDigest)
       let (outcome, outs) = execute(producer, key: parts.key, parts: parts, refs: &refs, storage: .sync)
-      guard outcome == .ran, let data = outs?[producerPort]?.data else {
+      guard outcome == .ran, let fresh = outs?[producerPort], fresh.data != nil else {
         throw WorkflowError.nodeFailed(
           node: producerID, type: producer.type, message: "recomputing after a corrupt cache object failed")
       }
       lock.lock()
       outputs[producerID] = outs
       lock.unlock()
-      return data
+      return fresh
     }
   }
 }
