@@ -67,7 +67,7 @@ public final class Engine: @unchecked Sendable {
   private var blocked = Set<String>()
   /// Keys computed or being computed in this run: identical nodes (matrix instances) run once.
   private var keyOwners: [String: String] = [:]
-  private var keyWaiters: [String: [() -> Void]] = [:]
+  private var keyWaiters: [String: [(node: String, finish: () -> Void)]] = [:]
   private var keyOutputs: [String: [String: OutputRef]] = [:]
   private let done = DispatchSemaphore(value: 0)
   /// Cache writes run beside the computation (their fsyncs overlap); at most 16 in flight keep memory bounded.
@@ -362,17 +362,21 @@ public final class Engine: @unchecked Sendable {
           emit(event)
           return (.cached, outs)
         }
-        keyWaiters[key, default: []].append { [self] in
-          // Called with `lock` held by the owner's completion.
-          if let outs = keyOutputs[key] {
-            var event = EngineEvent(.nodeCached, node: id, type: node.type, key: key)
-            event.message = "same key as \(owner)"
-            emit(event)
-            finishLocked(id, outcome: .cached, outputs: outs)
-          } else {
-            finishLocked(id, outcome: result.outcomes[owner] == .cancelled ? .cancelled : .skipped, outputs: nil)
-          }
-        }
+        keyWaiters[key, default: []].append(
+          (
+            id,
+            { [self] in
+              // Called with `lock` held by the owner's completion.
+              if let outs = keyOutputs[key] {
+                var event = EngineEvent(.nodeCached, node: id, type: node.type, key: key)
+                event.message = "same key as \(owner)"
+                emit(event)
+                finishLocked(id, outcome: .cached, outputs: outs)
+              } else {
+                finishLocked(id, outcome: result.outcomes[owner] == .cancelled ? .cancelled : .skipped, outputs: nil)
+              }
+            }
+          ))
         lock.unlock()
         return (nil, nil)
       }
@@ -383,6 +387,8 @@ public final class Engine: @unchecked Sendable {
       if retry && attempt < 3 {
         lock.lock()
         keyOwners[key] = nil
+        // Nodes waiting for the old key start over: their inputs may have changed too.
+        for waiter in keyWaiters.removeValue(forKey: key) ?? [] { enqueue(waiter.node) }
         lock.unlock()
         continue
       }
@@ -396,7 +402,7 @@ public final class Engine: @unchecked Sendable {
       if !waiters.isEmpty {
         // Finish this node first so waiters see a consistent state.
         finishLocked(id, outcome: outcome ?? .failed, outputs: outs)
-        for waiter in waiters { waiter() }
+        for waiter in waiters { waiter.finish() }
         lock.unlock()
         return (nil, nil)
       }

@@ -331,7 +331,7 @@ public struct WorkflowResolver {
     var foreachOwner: [String: String] = [:]
     for node in declarations {
       for entry in node.foreach {
-        if matrixNames.contains(entry.name) || foreachOwner[entry.name] != nil {
+        if document.matrix.contains(where: { $0.name == entry.name }) || foreachOwner[entry.name] != nil {
           error("foreach variable '\(entry.name)' of node '\(node.id)' is already defined", entry.keyLocation)
           continue
         }

@@ -146,3 +146,47 @@ final class ResolveTests: XCTestCase {
       missing[0].description.hasPrefix("\(path):3:7: error: model 'mm': 'm' not found"), missing[0].description)
   }
 }
+
+final class ResolveErrorTests: XCTestCase {
+  func testIncludeCycleAndMissingInclude() {
+    let dir = TempDir()
+    dir.write("b.yaml", "include: a.yaml\nnodes:\n  nb: { type: toy.add }\n")
+    let a = dir.write("a.yaml", "cogflow: 1\ninclude: [b.yaml, nope.yaml]\nnodes:\n  na: { type: toy.add }\n")
+    let found = diagnostics(a).map(\.description)
+    XCTAssertEqual(found.count, 2, "\(found)")
+    XCTAssertTrue(
+      found.contains { $0.hasSuffix("b.yaml:1:10: error: include cycle: 'a.yaml' is already being read") }, "\(found)")
+    XCTAssertTrue(found.contains { $0.contains("a.yaml:2:19: error: included file 'nope.yaml' not found") }, "\(found)")
+  }
+
+  func testYAMLSyntaxErrorIsADiagnostic() {
+    let dir = TempDir()
+    let path = dir.write("bad.yaml", "cogflow: 1\nnodes:\n  a: { type: toy.add\n  b: 3\n")
+    let found = diagnostics(path)
+    XCTAssertEqual(found.count, 1)
+    XCTAssertEqual(found.first?.location?.file, path)
+    XCTAssertEqual(found.first?.location?.line, 4)
+    XCTAssertTrue(found.first?.message.hasPrefix("YAML syntax:") ?? false, "\(found)")
+  }
+
+  func testMatrixAndForeachErrors() {
+    let dir = TempDir()
+    let path = dir.write(
+      "m.yaml",
+      """
+      cogflow: 1
+      params: { seed: { type: int, default: 0, min: 0 } }
+      matrix: { seed: [1, -2], other: 5 }
+      nodes:
+        a: { type: toy.add, foreach: { seed: [1] } }
+      """)
+    let found = diagnostics(path).map(\.description).map { $0.replacingOccurrences(of: path, with: "m.yaml") }
+    XCTAssertEqual(
+      found,
+      [
+        "m.yaml:3:17: error: matrix 'seed': -2 is below the minimum 0",
+        "m.yaml:3:33: error: matrix 'other' must be a non-empty list, found 5",
+        "m.yaml:5:34: error: foreach variable 'seed' of node 'a' is already defined",
+      ])
+  }
+}
