@@ -116,6 +116,48 @@ public struct NodeTypeSpec: Sendable {
     self.cachePolicy = cachePolicy
   }
 
+  /// Problems with the declaration itself (for node authors' tests): duplicate names, bad identifiers,
+  /// defaults that don't fit their type, range, or choices, and min > max. Empty when the spec is sound.
+  public func problems() -> [String] {
+    var out: [String] = []
+    func isName(_ s: String) -> Bool {
+      !s.isEmpty && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-" }
+    }
+    if name.isEmpty { out.append("the type has no name") }
+    if version < 1 { out.append("\(name): version must be at least 1") }
+    for (kind, names) in [
+      ("input", inputs.map(\.name)), ("output", outputs.map(\.name)), ("parameter", params.map(\.name)),
+    ] {
+      var seen = Set<String>()
+      for n in names {
+        if !seen.insert(n).inserted { out.append("\(name): duplicate \(kind) '\(n)'") }
+        if !isName(n) { out.append("\(name): \(kind) '\(n)' is not a plain name") }
+      }
+    }
+    for param in params {
+      if let min = param.min, let max = param.max, min > max {
+        out.append("\(name): parameter '\(param.name)' has min \(min) > max \(max)")
+      }
+      guard let value = param.defaultValue else { continue }
+      if !Self.fits(value, param.type) {
+        out.append("\(name): default \(value) of '\(param.name)' is not \(param.type)")
+      } else if let d = value.doubleValue, (param.min.map { d < $0 } ?? false) || (param.max.map { d > $0 } ?? false) {
+        out.append("\(name): default \(value) of '\(param.name)' is outside its range")
+      }
+    }
+    return out
+  }
+
+  static func fits(_ value: Value, _ type: ParamType) -> Bool {
+    switch (type, value) {
+    case (.int, .int), (.float, .float), (.string, .string), (.bool, .bool), (.model, .string), (.file, .string):
+      return true
+    case (.choice(let options), .string(let s)): return options.contains(s)
+    case (.list(let element), .list(let items)): return items.allSatisfy { fits($0, element) }
+    default: return false
+    }
+  }
+
   public func input(_ name: String) -> PortSpec? { inputs.first { $0.name == name } }
   public func output(_ name: String) -> PortSpec? { outputs.first { $0.name == name } }
   public func param(_ name: String) -> ParamSpec? { params.first { $0.name == name } }
@@ -234,7 +276,7 @@ public struct Provenance: Sendable {
   public var overrides: [String] = []
   /// Workflow parameter values after defaults and `--set`.
   public var params: [String: Value] = [:]
-  /// Keys of every node finished before this one started (its ancestors included), by node id.
+  /// Keys known when this node started (all its ancestors, plus any other node already keyed), by node id.
   public var nodeKeys: [String: String] = [:]
   /// This node's model/file parameters → digest over their files (as in its key).
   public var fileDigests: [String: String] = [:]

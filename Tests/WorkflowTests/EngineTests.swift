@@ -452,3 +452,31 @@ final class NodeAPITests: XCTestCase {
       ["\(path):4:39: error: node 'b': input 'a' connected twice (first at \(path):4:29)"])
   }
 }
+
+final class NodeSpecTests: XCTestCase {
+  func testToySpecsAreSound() {
+    for type in ToyNodes.all { XCTAssertEqual(type.spec.problems(), [], type.spec.name) }
+  }
+
+  func testSpecProblemsAreFound() {
+    let spec = NodeTypeSpec(
+      name: "bad", version: 0, inputs: [PortSpec("x", "int"), PortSpec("x", "int")], outputs: [PortSpec("a.b", "int")],
+      params: [
+        ParamSpec("n", .int, default: .float(1.5)),
+        ParamSpec("r", .float, default: .float(5), min: 0, max: 1),
+        ParamSpec("m", .choice(["a", "b"]), default: .string("c")),
+        ParamSpec("w", .int, min: 3, max: 2),
+      ])
+    XCTAssertEqual(
+      spec.problems(),
+      [
+        "bad: version must be at least 1",
+        "bad: duplicate input 'x'",
+        "bad: output 'a.b' is not a plain name",
+        "bad: default 1.5 of 'n' is not int",
+        "bad: default 5.0 of 'r' is outside its range",
+        "bad: default \"c\" of 'm' is not one of a|b",
+        "bad: parameter 'w' has min 3.0 > max 2.0",
+      ])
+  }
+}
