@@ -82,13 +82,13 @@ public final class DiskCache: @unchecked Sendable {
       return URL(fileURLWithPath: xdg).appendingPathComponent("cogflow")
     }
     #if os(macOS)
-      return fm_homeDirectory().appendingPathComponent("Library/Caches/cogflow")
+      return homeDirectory().appendingPathComponent("Library/Caches/cogflow")
     #else
-      return fm_homeDirectory().appendingPathComponent(".cache/cogflow")
+      return homeDirectory().appendingPathComponent(".cache/cogflow")
     #endif
   }
 
-  private static func fm_homeDirectory() -> URL { FileManager.default.homeDirectoryForCurrentUser }
+  private static func homeDirectory() -> URL { FileManager.default.homeDirectoryForCurrentUser }
 
   // MARK: paths
 

@@ -149,7 +149,7 @@ final class CLITests: XCTestCase {
   func testTwoProcessesShareOneCache() throws {
     let scratch = Scratch()
     let log = scratch.path + "/runs.log"
-    let path = scratch.write(
+    scratch.write(
       "d.yaml",
       """
       cogflow: 1
@@ -170,7 +170,6 @@ final class CLITests: XCTestCase {
           ["run", p, "--events", scratch.path + "/events\(i).jsonl"], env: env, cwd: scratch.path,
           outputs: scratch.path + "/p\(i)"))
     }
-    _ = path
     for p in processes { p.waitUntilExit() }
     XCTAssertEqual(processes.map(\.terminationStatus), [0, 0], scratch.read("p0.err") + scratch.read("p1.err"))
     let counted = scratch.lines("runs.log").map { String($0.split(separator: " ")[0]) }.sorted()
