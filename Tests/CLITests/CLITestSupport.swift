@@ -41,8 +41,8 @@ enum CLI {
     process.arguments = args
     process.environment = env
     process.currentDirectoryURL = URL(fileURLWithPath: cwd)
-    FileManager.default.createFile(atPath: outputs + ".out", contents: nil)
-    FileManager.default.createFile(atPath: outputs + ".err", contents: nil)
+    _ = FileManager.default.createFile(atPath: outputs + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: outputs + ".err", contents: nil)
     process.standardOutput = FileHandle(forWritingAtPath: outputs + ".out")
     process.standardError = FileHandle(forWritingAtPath: outputs + ".err")
     try process.run()

@@ -53,7 +53,8 @@ final class CacheTests: XCTestCase {
     let good = try put(cache, "good", bytes: 100, seconds: 1)
     let bad = try put(cache, "bad", bytes: 100, seconds: 2)
     try Data(repeating: 0, count: 100).write(to: URL(fileURLWithPath: cache.objectPath(bad.digest)))
-    FileManager.default.createFile(atPath: dir.url.appendingPathComponent("tmp/123-stale").path, contents: Data([1]))
+    _ = FileManager.default.createFile(
+      atPath: dir.url.appendingPathComponent("tmp/123-stale").path, contents: Data([1]))
     let report = cache.verify()
     XCTAssertEqual(report.entriesChecked, 2)
     XCTAssertEqual(report.problems.count, 2, "\(report.problems)")
