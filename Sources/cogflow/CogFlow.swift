@@ -7,7 +7,10 @@ struct CogFlowCommand: ParsableCommand {
     commandName: "cogflow",
     abstract: "CogView3 relay diffusion as cached YAML workflows on the CPU.",
     version: "0.1.0",
-    subcommands: [BenchCommand.self]
+    subcommands: [
+      BenchCommand.self, RunCommand.self, PlanCommand.self, GraphCommand.self, NodesCommand.self,
+      ValidateCommand.self, CacheCommand.self, WorkflowBenchCommand.self,
+    ]
   )
 
   /// Re-executes once with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic kernels.

@@ -1,1 +1,0 @@
-// The Workflow target; see ../../README.md and DESIGN.md.

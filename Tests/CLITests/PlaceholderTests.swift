@@ -1,7 +1,0 @@
-import XCTest
-
-@testable import cogflow
-
-final class PlaceholderTests: XCTestCase {
-  func testTargetLinks() {}
-}

@@ -1,7 +1,0 @@
-import XCTest
-
-@testable import Workflow
-
-final class PlaceholderTests: XCTestCase {
-  func testTargetLinks() {}
-}
