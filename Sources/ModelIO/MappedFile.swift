@@ -33,6 +33,16 @@ final class MappedFile: @unchecked Sendable {
     mapped = true
   }
 
+  /// A heap copy of `bytes` standing in for a file (fuzzing, tests, archives held in memory).
+  init(copying bytes: UnsafeRawBufferPointer, name: String) {
+    path = name
+    size = bytes.count
+    let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
+    if let src = bytes.baseAddress, bytes.count > 0 { p.copyMemory(from: src, byteCount: bytes.count) }
+    base = UnsafeRawPointer(p)
+    mapped = false
+  }
+
   deinit {
     if mapped {
       munmap(UnsafeMutableRawPointer(mutating: base), size)

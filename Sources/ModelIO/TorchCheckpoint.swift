@@ -16,19 +16,26 @@ public final class TorchCheckpoint: TensorSource, @unchecked Sendable {
   /// The record folder inside the zip (`archive/`, or the saved file's stem).
   public let recordPrefix: String
   public let keys: [String]
+  /// Largest copy made for a view with more elements than its storage (broadcast buffers are tiny).
+  public static let maxExpandedBytes = 64 << 20
   private let tensors: [String: TorchTensorRef]
   private let archive: ZipArchive
 
   /// Opens `path`; `select` descends into dict entries first (SAT: `["module"]`).
-  public init(path: String, select: [String] = []) throws {
-    location = path
+  public convenience init(path: String, select: [String] = []) throws {
     let head = try Self.sniff(path)
     if head.starts(with: [0x80]) || head.starts(with: [0x8A, 0x0A]) {
       throw ModelIOError.unsupported(
         path: path, tensor: nil,
         reason: "legacy (pre-1.6, non-zip) torch.save format; re-save it with a current torch.save")
     }
-    archive = try ZipArchive(path: path)
+    try self.init(archive: ZipArchive(path: path), select: select)
+  }
+
+  init(archive: ZipArchive, select: [String]) throws {
+    let path = archive.path
+    location = path
+    self.archive = archive
     let pickles = archive.entries.filter {
       $0.name.hasSuffix("/data.pkl") && $0.name.dropLast("/data.pkl".count).firstIndex(of: "/") == nil
     }
@@ -88,6 +95,13 @@ public final class TorchCheckpoint: TensorSource, @unchecked Sendable {
     }
     // Strided or misaligned: gather into a fresh contiguous buffer, [shape] in row-major order.
     let count = t.shape.reduce(1, *)
+    // A view larger than its storage (stride 0, expand) could ask for any size: bound it.
+    guard count <= t.storageElements || count * el <= Self.maxExpandedBytes else {
+      throw ModelIOError.unsupported(
+        path: location, tensor: key,
+        reason: "view \(t.shape) / \(t.strides) of a \(t.storageElements)-element storage would need "
+          + "\(count * el) bytes when made contiguous (limit \(Self.maxExpandedBytes))")
+    }
     let out = UnsafeMutableRawPointer.allocate(byteCount: max(count * el, 1), alignment: 64)
     let owned = ByteStorage(borrowing: UnsafeRawPointer(out), byteCount: count * el) { out.deallocate() }
     if count > 0 {

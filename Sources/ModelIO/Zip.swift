@@ -25,9 +25,14 @@ final class ZipArchive: @unchecked Sendable {
   /// Deflate cannot expand data by more than about 1032:1; a larger claimed size is a lie.
   static let maxDeflateRatio = 1100
 
-  init(path: String) throws {
+  convenience init(path: String) throws {
+    try self.init(file: MappedFile(path: path))
+  }
+
+  init(file: MappedFile) throws {
+    let path = file.path
     self.path = path
-    file = try MappedFile(path: path)
+    self.file = file
     let all = UnsafeRawBufferPointer(start: file.base, count: file.size)
     func bad(_ reason: String) -> ModelIOError { .malformed(path: path, tensor: nil, reason: reason) }
 
