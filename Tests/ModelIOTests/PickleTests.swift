@@ -132,7 +132,7 @@ final class PickleTests: XCTestCase {
     underflow.proto()
     underflow.mark()
     underflow.append()
-    assertModelIOError(["APPEND target"]) { _ = try load(underflow) }
+    assertModelIOError(["stack underflow"]) { _ = try load(underflow) }
 
     var unknownMemo = PickleBuilder()
     unknownMemo.proto()
