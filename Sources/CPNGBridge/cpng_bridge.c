@@ -64,6 +64,35 @@ void cf_png_image_free(cf_png_image *image) {
   memset(image, 0, sizeof(*image));
 }
 
+static uint32_t be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+// Walks the chunk list before libpng sees it: libpng allocates a chunk's claimed length before
+// reading it, so a lying length would reserve gigabytes. Every chunk must fit in the file.
+static int check_chunks(const uint8_t *data, size_t size, char *message, size_t capacity) {
+  size_t at = 8;
+  while (1) {
+    if (size - at < 12) {
+      snprintf(message, capacity, "file ends early at byte %zu, before IEND (truncated PNG)", at);
+      return 1;
+    }
+    uint32_t length = be32(data + at);
+    if (length > 0x7fffffffu || (size_t)length > size - at - 12) {
+      char type[5] = {0};
+      for (int i = 0; i < 4; i++) {
+        uint8_t c = data[at + 4 + i];
+        type[i] = (c >= 32 && c < 127) ? (char)c : '?';
+      }
+      snprintf(message, capacity, "chunk '%s' at byte %zu claims %u bytes but %zu remain (truncated PNG)", type, at,
+               length, size - at - 12);
+      return 1;
+    }
+    if (memcmp(data + at + 4, "IEND", 4) == 0) return 0;
+    at += 12 + (size_t)length;
+  }
+}
+
 int cf_png_decode(const uint8_t *data, size_t size, size_t max_bytes, cf_png_image *out, char *error,
                   size_t error_size) {
   memset(out, 0, sizeof(*out));
@@ -73,6 +102,7 @@ int cf_png_decode(const uint8_t *data, size_t size, size_t max_bytes, cf_png_ima
     set_message(&sink, "not a PNG file (bad signature)");
     return 1;
   }
+  if (check_chunks(data, size, error, error_size)) return 1;
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &sink, on_error, on_warning);
   if (!png) {
     set_message(&sink, "libpng could not start");

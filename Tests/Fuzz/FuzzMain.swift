@@ -2,11 +2,30 @@ import Foundation
 import ModelIO
 
 #if COGFLOW_LIBFUZZER
-  // libFuzzer build (Tests/Fuzz/README.md): libFuzzer supplies main and calls this per input.
-  @_cdecl("LLVMFuzzerTestOneInput")
-  public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    ModelIOFuzz.run(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
+  // libFuzzer build (Tests/Fuzz/README.md). SwiftPM renames an executable's entry point, so libFuzzer's
+  // own main is not used: this main hands control to libFuzzer's driver, found at run time.
+  typealias FuzzCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+  typealias FuzzDriver = @convention(c) (
+    UnsafeMutablePointer<CInt>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    FuzzCallback
+  ) -> CInt
+
+  @main
+  struct FuzzMain {
+    static func main() {
+      guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "LLVMFuzzerRunDriver") else {
+        fputs("libFuzzer driver not linked: build with -sanitize=fuzzer\n", stderr)
+        exit(2)
+      }
+      let driver = unsafeBitCast(symbol, to: FuzzDriver.self)
+      var argc = CommandLine.argc
+      var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+      let rc = driver(&argc, &argv) { data, size in
+        ModelIOFuzz.run(UnsafeRawBufferPointer(start: data, count: size))
+        return 0
+      }
+      exit(rc)
+    }
   }
 #else
   /// Without libFuzzer: a seeded mutation loop over the corpus (bit flips, byte sets, interesting
