@@ -217,11 +217,11 @@ public struct PNGImage: Sendable, Equatable {
   /// The image as a float tensor [1, C, H, W] in `range`.
   public func tensor(range: PixelRange = .zeroOne) -> Tensor {
     let hw = width * height
-    let scale = 1 / maxValue
+    let scale = maxValue
     return Tensor(uninitializedShape: [1, channels, height, width]) { out in
       for c in 0..<channels {
         for i in 0..<hw {
-          let v = Float(samples[i * channels + c]) * scale
+          let v = Float(samples[i * channels + c]) / scale  // division, as torchvision's to_tensor
           out[c * hw + i] = range == .zeroOne ? v : v * 2 - 1
         }
       }
