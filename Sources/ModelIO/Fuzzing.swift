@@ -15,7 +15,8 @@ public enum ModelIOFuzz {
       // Serve each tensor the way stored() would, from a heap copy.
       let storage = ByteStorage(copying: bytes)
       for e in header.entries.values {
-        if let t = try? StoredTensor(dtype: e.dtype, shape: e.shape, storage: storage, offset: header.dataStart + e.begin),
+        if let t = try? StoredTensor(
+          dtype: e.dtype, shape: e.shape, storage: storage, offset: header.dataStart + e.begin),
           t.dtype.isFloatingPoint
         {
           _ = try? t.toFloat32()

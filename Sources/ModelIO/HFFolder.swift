@@ -48,7 +48,8 @@ public final class HFFolder: TensorSource, @unchecked Sendable {
         }
         // Shard names are plain file names inside this folder, never paths that leave it.
         guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
-          throw ModelIOError.malformed(path: indexPath, tensor: tensor, reason: "shard name '\(shard)' is not a file name")
+          throw ModelIOError.malformed(
+            path: indexPath, tensor: tensor, reason: "shard name '\(shard)' is not a file name")
         }
         if shards[shard] == nil {
           let p = dir.appendingPathComponent(shard)
@@ -69,7 +70,8 @@ public final class HFFolder: TensorSource, @unchecked Sendable {
       files = [f]
       for k in f.keys { owner[k] = f }
     } else {
-      let hasBin = FileManager.default.fileExists(atPath: dir.appendingPathComponent("pytorch_model.bin"))
+      let hasBin =
+        FileManager.default.fileExists(atPath: dir.appendingPathComponent("pytorch_model.bin"))
         || FileManager.default.fileExists(atPath: dir.appendingPathComponent("pytorch_model.bin.index.json"))
       throw ModelIOError.unreadable(
         path: folder,

@@ -69,7 +69,9 @@ public struct ModelSummary: Sendable, Codable {
       ignored = sat.otherPrefixes
     case let hf as HFFolder:
       layout.append("model_type \(hf.modelType ?? "?"), architectures \(hf.architectures)")
-      layout.append("\(hf.files.count) safetensors file(s): " + hf.files.map { ($0.location as NSString).lastPathComponent }.joined(separator: ", "))
+      layout.append(
+        "\(hf.files.count) safetensors file(s): "
+          + hf.files.map { ($0.location as NSString).lastPathComponent }.joined(separator: ", "))
       for k in hf.keys { infos[k] = try hf.info(k) }
     case let torch as TorchCheckpoint:
       layout.append("torch.save zip, records under '\(torch.recordPrefix)'")
@@ -91,7 +93,8 @@ public struct ModelSummary: Sendable, Codable {
     self.bytes = bytes
     self.layout = layout
     recognized = ModelRecognizer.recognize(infos.mapValues(\.shape))
-    if format == .hfFolder, recognized.contains(where: { if case .t5 = $0.kind { return true } else { return false } }) {
+    if format == .hfFolder, recognized.contains(where: { if case .t5 = $0.kind { return true } else { return false } })
+    {
       ignored = KeyTables.hfT5.ignored(Array(infos.keys))
     }
     ignoredPrefixes = ignored

@@ -131,7 +131,8 @@ public struct PNGImage: Sendable, Equatable {
   /// Encodes as 8-bit RGB or RGBA (16-bit images are reduced by truncating the low byte).
   public func encode(name: String = "<memory>") throws -> Data {
     guard channels == 3 || channels == 4 else {
-      throw ModelIOError.unwritable(path: name, reason: "only RGB and RGBA images are written (this one has \(channels) channels)")
+      throw ModelIOError.unwritable(
+        path: name, reason: "only RGB and RGBA images are written (this one has \(channels) channels)")
     }
     let shift: UInt16 = bitDepth == 16 ? 8 : 0
     let pixels = samples.map { UInt8(truncatingIfNeeded: $0 >> shift) }
@@ -190,7 +191,8 @@ public struct PNGImage: Sendable, Equatable {
   /// PNG keywords: 1–79 Latin-1 printable characters, no leading, trailing or doubled spaces.
   private static func keyword(_ k: String, _ name: String) throws -> [CChar] {
     let scalars = Array(k.unicodeScalars)
-    let ok = (1...79).contains(scalars.count)
+    let ok =
+      (1...79).contains(scalars.count)
       && scalars.allSatisfy { (32...126).contains($0.value) || (161...255).contains($0.value) }
       && scalars.first != " " && scalars.last != " " && !k.contains("  ")
     guard ok else { throw ModelIOError.unwritable(path: name, reason: "invalid PNG text keyword '\(k)'") }

@@ -428,7 +428,9 @@ private struct Machine {
   }
 
   func container(_ kind: Box.Kind, _ op: String) throws -> Box {
-    guard stack.count > (marks.last ?? 0), case .box(let b) = stack.last, b.kind == kind else { throw bad("\(op) target is not a \(kind)") }
+    guard stack.count > (marks.last ?? 0), case .box(let b) = stack.last, b.kind == kind else {
+      throw bad("\(op) target is not a \(kind)")
+    }
     return b
   }
 
@@ -565,7 +567,8 @@ private struct Machine {
       if case .value(.bytes) = a.first { return a[0] }
       return .value(.bytes([]))
     case "torch.serialization._get_layout":
-      return .value(.string(a.first.flatMap { if case .value(.string(let s)) = $0 { return s } else { return nil } } ?? ""))
+      return .value(
+        .string(a.first.flatMap { if case .value(.string(let s)) = $0 { return s } else { return nil } } ?? ""))
     default:
       throw bad("\(name) cannot be called")
     }
@@ -607,7 +610,8 @@ private struct Machine {
     case .value(let v): return v
     case .storage(_, let key, _): throw bad("bare storage '\(key)' outside a tensor")
     case .tuple(let items, _):
-      return .tuple(try items.map { try freeze($0, depth: depth + 1, maxDepth: maxDepth, budget: &budget, onPath: &onPath) })
+      return .tuple(
+        try items.map { try freeze($0, depth: depth + 1, maxDepth: maxDepth, budget: &budget, onPath: &onPath) })
     case .box(let b):
       let id = ObjectIdentifier(b)
       guard !onPath.contains(id) else { throw bad("a container contains itself") }

@@ -78,8 +78,10 @@ public enum ModelRecognizer {
 
   /// Prefixes p such that p + anchor is a key.
   static func anchors(_ shapes: [String: [Int]], _ anchor: String) -> [String] {
-    shapes.keys.filter { $0.hasSuffix(anchor) && ($0.count == anchor.count || $0.dropLast(anchor.count).hasSuffix(".")) }
-      .map { String($0.dropLast(anchor.count)) }.sorted()
+    shapes.keys.filter {
+      $0.hasSuffix(anchor) && ($0.count == anchor.count || $0.dropLast(anchor.count).hasSuffix("."))
+    }
+    .map { String($0.dropLast(anchor.count)) }.sorted()
   }
 
   /// Largest N + 1 over keys `prefix + N + rest` (0 if none).
@@ -120,6 +122,7 @@ public enum ModelRecognizer {
       levelBlocks += 1
       levelDepth = max(levelDepth, count(s, b + "1.transformer_blocks."))
     }
+    guard current > 0 else { return nil }  // no ResBlock at all: not a UNet we can describe
     mult.append(current / mc)
     depth.append(levelDepth)
     resBlocks = max(resBlocks, levelBlocks)
@@ -165,7 +168,8 @@ public enum ModelRecognizer {
   }
 
   static func name(_ u: DetectedUNet) -> String {
-    let cogview = u.modelChannels == 320 && u.channelMult == [1, 2, 4] && u.numResBlocks == 2
+    let cogview =
+      u.modelChannels == 320 && u.channelMult == [1, 2, 4] && u.numResBlocks == 2
       && u.contextDim == 4096 && u.admInChannels == 1536 && u.inChannels == 4 && u.outChannels == 4
       && u.transformerDepth == [0, 2, 10] && u.middleDepth == 10
     guard cogview else { return "sgm UNet (not the CogView3 configuration)" }

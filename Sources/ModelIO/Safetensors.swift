@@ -175,7 +175,8 @@ public enum SafetensorsWriter {
       let n = t.byteCount
       if !first { header += "," }
       first = false
-      header += jsonString(name) + ":{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":["
+      header +=
+        jsonString(name) + ":{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":["
         + t.shape.map(String.init).joined(separator: ",") + "],\"data_offsets\":[\(offset),\(offset + n)]}"
       offset += n
     }

@@ -211,7 +211,8 @@ public struct SATCheckpoint: TensorSource {
       throw ModelIOError.unreadable(path: latestPath, reason: "a SAT checkpoint folder needs a 'latest' file")
     }
     let it = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    guard it == "release" || (!it.isEmpty && it.count <= 18 && it.allSatisfy(\.isASCII) && Int(it).map { $0 >= 0 } == true)
+    guard
+      it == "release" || (!it.isEmpty && it.count <= 18 && it.allSatisfy(\.isASCII) && Int(it).map { $0 >= 0 } == true)
     else {
       throw ModelIOError.malformed(
         path: latestPath, tensor: nil, reason: "holds '\(it.prefix(40))', expected an iteration number or 'release'")

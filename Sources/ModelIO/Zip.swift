@@ -144,8 +144,12 @@ final class ZipArchive: @unchecked Sendable {
   /// The entry's bytes: a view into the mapping for stored entries (nothing is read until used),
   /// a new heap buffer for deflated ones. `verify` checks the CRC-32, which reads every byte.
   func contents(_ e: Entry, verify: Bool) throws -> (storage: ByteStorage, offset: Int, count: Int) {
-    func bad(_ reason: String) -> ModelIOError { .malformed(path: path, tensor: nil, reason: "entry '\(e.name)': \(reason)") }
-    guard e.flags & 1 == 0 else { throw ModelIOError.unsupported(path: path, tensor: nil, reason: "encrypted entry '\(e.name)'") }
+    func bad(_ reason: String) -> ModelIOError {
+      .malformed(path: path, tensor: nil, reason: "entry '\(e.name)': \(reason)")
+    }
+    guard e.flags & 1 == 0 else {
+      throw ModelIOError.unsupported(path: path, tensor: nil, reason: "encrypted entry '\(e.name)'")
+    }
     switch e.method {
     case 0:
       guard e.compressedSize == e.uncompressedSize else { throw bad("stored entry with differing sizes") }

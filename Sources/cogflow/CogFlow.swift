@@ -6,6 +6,6 @@ struct CogFlowCommand: ParsableCommand {
     commandName: "cogflow",
     abstract: "CogView3 relay diffusion as cached YAML workflows on the CPU.",
     version: "0.1.0",
-    subcommands: [BenchCommand.self]
+    subcommands: [BenchCommand.self, InspectCommand.self]
   )
 }

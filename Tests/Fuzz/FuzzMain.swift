@@ -5,10 +5,11 @@ import ModelIO
   // libFuzzer build (Tests/Fuzz/README.md). SwiftPM renames an executable's entry point, so libFuzzer's
   // own main is not used: this main hands control to libFuzzer's driver, found at run time.
   typealias FuzzCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-  typealias FuzzDriver = @convention(c) (
-    UnsafeMutablePointer<CInt>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    FuzzCallback
-  ) -> CInt
+  typealias FuzzDriver =
+    @convention(c) (
+      UnsafeMutablePointer<CInt>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+      FuzzCallback
+    ) -> CInt
 
   @main
   struct FuzzMain {
@@ -72,7 +73,8 @@ import ModelIO
       case 2:
         let v = interesting[Int(rng.next() % UInt64(interesting.count))]
         for k in 0..<min(8, b.count - i) { b[i + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
-      case 3: b.insert(contentsOf: (0..<(1 + Int(rng.next() % 16))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: i)
+      case 3:
+        b.insert(contentsOf: (0..<(1 + Int(rng.next() % 16))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: i)
       case 4: b.removeSubrange(i..<min(b.count, i + 1 + Int(rng.next() % 64)))
       case 5:
         let other = corpus[Int(rng.next() % UInt64(corpus.count))]

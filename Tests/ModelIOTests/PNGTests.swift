@@ -47,7 +47,9 @@ final class PNGTests: XCTestCase {
     let dir = try Fixture.scratch(self)
     for channels in [3, 4] {
       let samples = (0..<(7 * 5 * channels)).map { UInt16(($0 * 37) % 256) }
-      let text = [PNGText("cogflow", "{\"workflow\": \"ünïcode ✓\"}"), PNGText("Software", "CogFlow", international: false)]
+      let text = [
+        PNGText("cogflow", "{\"workflow\": \"ünïcode ✓\"}"), PNGText("Software", "CogFlow", international: false),
+      ]
       let img = try PNGImage(width: 7, height: 5, channels: channels, samples: samples, text: text)
       let path = dir + "/out\(channels).png"
       try img.write(to: path)

@@ -145,7 +145,9 @@ final class PickleTests: XCTestCase {
     inst.proto()
     inst.mark()
     inst.bytes += [0x69] + Array("os\nsystem\n".utf8)  // INST
-    XCTAssertThrowsError(try load(inst)) { XCTAssertEqual($0 as? ModelIOError, .refusedGlobal(path: "p", name: "os.system")) }
+    XCTAssertThrowsError(try load(inst)) {
+      XCTAssertEqual($0 as? ModelIOError, .refusedGlobal(path: "p", name: "os.system"))
+    }
     var stackGlobal = PickleBuilder()
     stackGlobal.proto(4)
     stackGlobal.string("subprocess")

@@ -27,7 +27,10 @@ final class RecognizerTests: XCTestCase {
 
   func testDistilledUNetsByWProjWidth() throws {
     var unet = try KeyTableTests.referenceShapes("UNet")
-    for (section, width, kind) in [("Extra in cogview3_base_distill", 512, "base-distill"), ("Extra in cogview3_relay_distill", 256, "relay-distill")] {
+    for (section, width, kind) in [
+      ("Extra in cogview3_base_distill", 512, "base-distill"),
+      ("Extra in cogview3_relay_distill", 256, "relay-distill"),
+    ] {
       let extra = try KeyTableTests.referenceShapes(section)
       XCTAssertEqual(extra["w_proj.weight"], [320, width])
       unet["w_proj.weight"] = extra["w_proj.weight"]
@@ -53,7 +56,10 @@ final class RecognizerTests: XCTestCase {
     XCTAssertEqual(a.name, "SDXL VAE (CogView3 base/relay autoencoder)")
     XCTAssertEqual(
       a.kind,
-      .vae(DetectedVAE(inChannels: 3, ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, zChannels: 4, midAttention: true, quantConv: true)))
+      .vae(
+        DetectedVAE(
+          inChannels: 3, ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, zChannels: 4, midAttention: true,
+          quantConv: true)))
     let plus = try KeyTableTests.referenceShapes("VAE for CogView3-Plus")
     XCTAssertEqual(params(plus), 406_100_643)
     XCTAssertEqual(ModelRecognizer.recognize(plus).first?.name, "CogView3-Plus VAE (imagekl_ch16)")
@@ -86,7 +92,10 @@ final class RecognizerTests: XCTestCase {
     XCTAssertEqual(part.name, "T5 v1.1 XXL encoder (CogView3 text encoder)")
     XCTAssertEqual(
       part.kind,
-      .t5(DetectedT5(vocabSize: 32128, dModel: 4096, numLayers: 24, numHeads: 64, dKV: 64, dFF: 10240, gatedFF: true, relativeAttentionBuckets: 32)))
+      .t5(
+        DetectedT5(
+          vocabSize: 32128, dModel: 4096, numLayers: 24, numHeads: 64, dKV: 64, dFF: 10240, gatedFF: true,
+          relativeAttentionBuckets: 32)))
     let small = Self.t5Shapes(d: 8, layers: 2, heads: 2, dkv: 4, dff: 12, vocab: 16)
     XCTAssertEqual(ModelRecognizer.recognize(small).first?.name, "T5 encoder (not the CogView3 configuration)")
   }
@@ -115,7 +124,8 @@ final class ModelSummaryTests: XCTestCase {
     XCTAssertEqual(hf.recognized.first?.name, "T5 encoder (not the CogView3 configuration)")
     let plain = Fixture.tensors("plain")
     let st = try ModelSummary(path: Fixture.path("plain.safetensors"))
-    XCTAssertEqual(st.bytes, plain.values.reduce(0) { $0 + $1.shape.reduce(1, *) * (DType(rawValue: $1.dtype)?.byteSize ?? 0) })
+    XCTAssertEqual(
+      st.bytes, plain.values.reduce(0) { $0 + $1.shape.reduce(1, *) * (DType(rawValue: $1.dtype)?.byteSize ?? 0) })
     assertModelIOError(["legacy"]) { _ = try ModelSummary(path: Fixture.path("bad/evil_eval.pkl")) }
     assertModelIOError(["neither a SAT checkpoint"]) { _ = try ModelSummary(path: Fixture.path("png")) }
   }

@@ -32,7 +32,9 @@ final class SafetensorsTests: XCTestCase {
   func testWriterRefusesMetadataName() throws {
     let dir = try Fixture.scratch(self)
     let t = try StoredTensor(Tensor(zeros: [1]))
-    assertModelIOError(["__metadata__"]) { try SafetensorsWriter.write(["__metadata__": t], to: dir + "/x.safetensors") }
+    assertModelIOError(["__metadata__"]) {
+      try SafetensorsWriter.write(["__metadata__": t], to: dir + "/x.safetensors")
+    }
   }
 
   func testMalformedFilesNameFileTensorAndProblem() {
@@ -76,7 +78,9 @@ final class SafetensorsTests: XCTestCase {
       }
     }
     // Zero-length tensors may share an offset with anything.
-    let ok = header(#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#, data: 2)
+    let ok = header(
+      #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#,
+      data: 2)
     let parsed = try ok.withUnsafeBytes { try SafetensorsFile.parseHeader($0, path: "mem") }
     XCTAssertEqual(parsed.entries.count, 2)
     assertModelIOError(["shorter than the 8-byte"]) {
@@ -85,7 +89,9 @@ final class SafetensorsTests: XCTestCase {
   }
 
   func testMissingFileAndMissingTensor() throws {
-    assertModelIOError(["/no/such.safetensors", "cannot read"]) { _ = try SafetensorsFile(path: "/no/such.safetensors") }
+    assertModelIOError(["/no/such.safetensors", "cannot read"]) {
+      _ = try SafetensorsFile(path: "/no/such.safetensors")
+    }
     let f = try SafetensorsFile(path: Fixture.path("plain.safetensors"))
     assertModelIOError(["no tensor named 'zz'"]) { _ = try f.stored("zz") }
   }

@@ -25,11 +25,14 @@ final class TorchCheckpointTests: XCTestCase {
     XCTAssertEqual(sat.iteration, "release")
     XCTAssertEqual(sat.keys.count, Fixture.tensors("sat").keys.filter { $0.hasPrefix("model.diffusion_model.") }.count)
     guard case .dict(let top) = sat.module.root else { return XCTFail("root is not a dict") }
-    XCTAssertEqual(top.compactMap { TorchCheckpoint.keyString($0.key) }, ["module", "iteration", "client_lr_scheduler"])
+    XCTAssertEqual(
+      top.compactMap { TorchCheckpoint.keyString($0.key) }, ["module", "iteration", "client_lr_scheduler"])
   }
 
   func testSATFolderErrors() throws {
-    assertModelIOError(["latest", "holds '../../etc'"]) { _ = try SATCheckpoint(folder: Fixture.path("bad/sat_bad_latest")) }
+    assertModelIOError(["latest", "holds '../../etc'"]) {
+      _ = try SATCheckpoint(folder: Fixture.path("bad/sat_bad_latest"))
+    }
     assertModelIOError(["latest"]) { _ = try SATCheckpoint(folder: Fixture.path("png")) }
     let dir = try Fixture.scratch(self)
     try "7".write(toFile: dir + "/latest", atomically: true, encoding: .utf8)
@@ -74,7 +77,8 @@ final class TorchCheckpointTests: XCTestCase {
     }
     assertModelIOError(["posix.system"]) { _ = try SATCheckpointLoader.load("bad/evil_system.pt") }
     for (file, name) in [
-      ("evil_system.pkl", "posix.system"), ("evil_eval.pkl", "builtins.eval"), ("evil_eval_proto4.pkl", "builtins.eval"),
+      ("evil_system.pkl", "posix.system"), ("evil_eval.pkl", "builtins.eval"),
+      ("evil_eval_proto4.pkl", "builtins.eval"),
     ] {
       let data = try XCTUnwrap(FileManager.default.contents(atPath: Fixture.path("bad/" + file)))
       XCTAssertThrowsError(try data.withUnsafeBytes { try RestrictedUnpickler(path: file).load($0) }) { e in
@@ -92,7 +96,9 @@ final class TorchCheckpointTests: XCTestCase {
   }
 
   func testDamagedArchives() {
-    assertModelIOError(["truncated.pt", "truncated"]) { _ = try TorchCheckpoint(path: Fixture.path("bad/truncated.pt")) }
+    assertModelIOError(["truncated.pt", "truncated"]) {
+      _ = try TorchCheckpoint(path: Fixture.path("bad/truncated.pt"))
+    }
     assertModelIOError(["missing_storage.pt", "tensor '", "views/data/0' is missing"]) {
       _ = try TorchCheckpoint(path: Fixture.path("bad/missing_storage.pt"))
     }
@@ -144,7 +150,9 @@ final class TorchCheckpointTests: XCTestCase {
 
   func testViewOutsideItsStorageIsRefused() throws {
     let bad = try viewCheckpoint(size: 3, offset: 2)
-    assertModelIOError(["tensor 'w'", "reaches element 4 of a 4-element storage"]) { _ = try TorchCheckpoint(path: bad) }
+    assertModelIOError(["tensor 'w'", "reaches element 4 of a 4-element storage"]) {
+      _ = try TorchCheckpoint(path: bad)
+    }
     let strided = try viewCheckpoint(size: 3, offset: 0, stride: 2)
     assertModelIOError(["tensor 'w'", "reaches element 4"]) { _ = try TorchCheckpoint(path: strided) }
     let ok = try TorchCheckpoint(path: try viewCheckpoint(size: 2, offset: 2))
@@ -167,24 +175,53 @@ enum ZipWriter {
     var out: [UInt8] = []
     var central: [UInt8] = []
     func le16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xff), UInt8(v >> 8 & 0xff)] }
-    func le32(_ v: Int, _ a: inout [UInt8]) { le16(v & 0xffff, &a); le16(v >> 16 & 0xffff, &a) }
+    func le32(_ v: Int, _ a: inout [UInt8]) {
+      le16(v & 0xffff, &a)
+      le16(v >> 16 & 0xffff, &a)
+    }
     for name in entries.keys.sorted() {
       let data = entries[name]!
       let crc = data.withUnsafeBytes { Int(ZipArchive.crc32($0)) }
       let offset = out.count
-      le32(0x0403_4b50, &out); le16(20, &out); le16(0, &out); le16(0, &out); le32(0, &out)
-      le32(crc, &out); le32(data.count, &out); le32(data.count, &out); le16(name.utf8.count, &out); le16(0, &out)
+      le32(0x0403_4b50, &out)
+      le16(20, &out)
+      le16(0, &out)
+      le16(0, &out)
+      le32(0, &out)
+      le32(crc, &out)
+      le32(data.count, &out)
+      le32(data.count, &out)
+      le16(name.utf8.count, &out)
+      le16(0, &out)
       out += Array(name.utf8) + data
-      le32(0x0201_4b50, &central); le16(20, &central); le16(20, &central); le16(0, &central); le16(0, &central)
-      le32(0, &central); le32(crc, &central); le32(data.count, &central); le32(data.count, &central)
-      le16(name.utf8.count, &central); le16(0, &central); le16(0, &central); le16(0, &central); le16(0, &central)
-      le32(0, &central); le32(offset, &central)
+      le32(0x0201_4b50, &central)
+      le16(20, &central)
+      le16(20, &central)
+      le16(0, &central)
+      le16(0, &central)
+      le32(0, &central)
+      le32(crc, &central)
+      le32(data.count, &central)
+      le32(data.count, &central)
+      le16(name.utf8.count, &central)
+      le16(0, &central)
+      le16(0, &central)
+      le16(0, &central)
+      le16(0, &central)
+      le32(0, &central)
+      le32(offset, &central)
       central += Array(name.utf8)
     }
     let cdOffset = out.count
     out += central
-    le32(0x0605_4b50, &out); le16(0, &out); le16(0, &out); le16(entries.count, &out); le16(entries.count, &out)
-    le32(central.count, &out); le32(cdOffset, &out); le16(0, &out)
+    le32(0x0605_4b50, &out)
+    le16(0, &out)
+    le16(0, &out)
+    le16(entries.count, &out)
+    le16(entries.count, &out)
+    le32(central.count, &out)
+    le32(cdOffset, &out)
+    le16(0, &out)
     try Data(out).write(to: URL(fileURLWithPath: path))
   }
 }
