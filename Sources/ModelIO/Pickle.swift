@@ -520,7 +520,9 @@ private struct Machine {
         guard let d = RestrictedUnpickler.dtypes[dn] else {
           throw ModelIOError.unsupported(path: path, tensor: nil, reason: "dtype \(dn)")
         }
-        storageElements = elements * dtype.byteSize / d.byteSize
+        let bytes = elements.multipliedReportingOverflow(by: dtype.byteSize)
+        guard !bytes.overflow else { throw bad("storage size overflows") }
+        storageElements = bytes.partialValue / d.byteSize
         dtype = d
       }
       let offset = try int(a[1], "storage offset")

@@ -58,7 +58,7 @@ final class ZipArchive: @unchecked Sendable {
       let loc = eocd - 20
       guard loc >= 0, all.le32(loc) == 0x0706_4b50 else { throw bad("ZIP64 locator missing") }
       let rec64 = all.le64(loc + 8)
-      guard rec64 <= UInt64(size - 56), all.le32(Int(rec64)) == 0x0606_4b50 else {
+      guard size >= 56, rec64 <= UInt64(size - 56), all.le32(Int(rec64)) == 0x0606_4b50 else {
         throw bad("ZIP64 end record outside the file")
       }
       let r = Int(rec64)
@@ -118,7 +118,7 @@ final class ZipArchive: @unchecked Sendable {
         }
         e += 4 + len
       }
-      guard local <= UInt64(size - 30), csize <= UInt64(size), usize <= UInt64(Int.max / 2) else {
+      guard size >= 30, local <= UInt64(size - 30), csize <= UInt64(size), usize <= UInt64(Int.max / 2) else {
         throw bad("entry '\(name)' points outside the file (truncated?)")
       }
       let lh = Int(local)

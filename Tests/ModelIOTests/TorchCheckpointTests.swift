@@ -58,6 +58,12 @@ final class TorchCheckpointTests: XCTestCase {
     try assertMatchesExpected(ck, Fixture.tensors("views"))
   }
 
+  func testZip64FieldsAreRead() throws {
+    // Every size and offset in ZIP64 extra fields and a ZIP64 end record, as torch writes files > 4 GiB.
+    let ck = try TorchCheckpoint(path: Fixture.path("views_zip64.pt"))
+    try assertMatchesExpected(ck, Fixture.tensors("views"))
+  }
+
   func testSelectMissingEntry() {
     assertModelIOError(["no entry 'module'", "contiguous"]) {
       _ = try TorchCheckpoint(path: Fixture.path("views.pt"), select: ["module"])

@@ -109,6 +109,32 @@ def make_views(out, expected):
             zipfile.ZipFile(os.path.join(out, "views_deflated.pt"), "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info.filename))
+    with zipfile.ZipFile(os.path.join(out, "views.pt")) as src:
+        write_zip64(os.path.join(out, "views_zip64.pt"), [(i.filename, src.read(i.filename)) for i in src.infolist()])
+
+
+def write_zip64(path, entries):
+    """A stored zip whose every size and offset lives in ZIP64 fields (as torch writes files > 4 GiB)."""
+    out, central = b"", b""
+    for name, data in entries:
+        n = name.encode()
+        crc = zlib.crc32(data) & 0xFFFFFFFF
+        local_extra = struct.pack("<HHQQ", 1, 16, len(data), len(data))
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF, 0xFFFFFFFF, len(n),
+                           len(local_extra)) + n + local_extra + data
+        extra = struct.pack("<HHQQQ", 1, 24, len(data), len(data), offset)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                               len(n), len(extra), 0, 0, 0, 0, 0xFFFFFFFF) + n + extra
+    cd_offset = len(out)
+    out += central
+    eocd64 = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(entries), len(entries), len(central),
+                       cd_offset)
+    out += struct.pack("<IIQI", 0x07064B50, 0, eocd64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    with open(path, "wb") as f:
+        f.write(out)
 
 
 def make_safetensors(out, expected):
