@@ -43,6 +43,9 @@ public indirect enum PickleValue: Sendable {
   case dtype(String)
   /// An allowed global not yet called (a class or function named by the pickle).
   case global(String)
+  /// An object of an inert data class (numpy arrays in SAT's training state), kept as its class name:
+  /// never constructed, its state never read.
+  case opaque(String)
 
   public var typeName: String {
     switch self {
@@ -58,6 +61,7 @@ public indirect enum PickleValue: Sendable {
     case .tensor: return "tensor"
     case .dtype: return "dtype"
     case .global(let n): return n
+    case .opaque(let n): return n
     }
   }
 }
@@ -117,8 +121,17 @@ public struct RestrictedUnpickler {
     "torch._utils._rebuild_nested_tensor", "builtins.complex",
   ]
 
+  /// Data classes SAT's DeepSpeed checkpoints hold outside the state dict: `save_ds_checkpoint` stores
+  /// `np.random.get_state()` (`THUDM/SwissArmyTransformer:sat/training/model_io.py`). Their objects
+  /// become `.opaque` placeholders; numpy is never asked to build anything.
+  static let inertGlobals: Set<String> = [
+    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
+    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
+  ]
+
   static func isAllowed(_ name: String) -> Bool {
-    storageTypes[name] != nil || otherStorageTypes.contains(name) || dtypes[name] != nil || functions.contains(name)
+    inertGlobals.contains(name) || storageTypes[name] != nil || otherStorageTypes.contains(name) || dtypes[name] != nil
+      || functions.contains(name)
       || unsupportedFunctions.contains(name) || otherDTypeNames.contains(name)
   }
   /// dtype objects torch pickles by name that CogFlow has no storage type for.
@@ -483,6 +496,7 @@ private struct Machine {
       throw bad("call of a non-global (\(describe(fn)))")
     }
     let a = try tupleItems(args, name)
+    if RestrictedUnpickler.inertGlobals.contains(name) { return .value(.opaque(name)) }
     if RestrictedUnpickler.unsupportedFunctions.contains(name) {
       throw ModelIOError.unsupported(path: path, tensor: nil, reason: "pickled object built by \(name)")
     }

@@ -94,10 +94,18 @@ final class TorchCheckpointTests: XCTestCase {
     for p in Self.pwned { XCTAssertFalse(FileManager.default.fileExists(atPath: p), "\(p) exists: code ran") }
   }
 
-  func testNonStateDictGlobalIsNamed() {
-    // numpy 2 spells it numpy._core.multiarray._reconstruct.
-    assertModelIOError(["multiarray._reconstruct", "not on the allow-list"]) {
-      _ = try TorchCheckpoint(path: Fixture.path("bad/numpy_array.pt"))
+  func testNumpyRNGStateIsOpaqueAndOtherNumpyIsRefused() throws {
+    // SAT's DeepSpeed save stores np.random.get_state(): read, never constructed.
+    let ck = try TorchCheckpoint(path: Fixture.path("bad/numpy_array.pt"))
+    XCTAssertTrue(ck.keys.isEmpty)
+    guard case .dict(let top) = ck.root, case .tuple(let state) = top.first?.value else {
+      return XCTFail("unexpected root")
+    }
+    XCTAssertEqual(state.count, 5)
+    guard case .opaque(let name) = state[1] else { return XCTFail("array not opaque: \(state[1].typeName)") }
+    XCTAssertTrue(name.hasSuffix("multiarray._reconstruct"), name)
+    assertModelIOError(["numpy.load", "not on the allow-list"]) {
+      _ = try TorchCheckpoint(path: Fixture.path("bad/numpy_load.pt"))
     }
   }
 

@@ -234,8 +234,12 @@ def make_bad(out):
     torch_zip(os.path.join(bad, "evil_eval.pt"), pickle.dumps({"x": Payload(eval, eval_src)}, protocol=2))
     with open(os.path.join(bad, "evil_eval_proto4.pkl"), "wb") as f:  # STACK_GLOBAL instead of GLOBAL
         f.write(pickle.dumps([1, Payload(eval, eval_src)], protocol=4))
-    # A numpy array: harmless, but not a state-dict global, so it is refused and named.
-    torch_zip(os.path.join(bad, "numpy_array.pt"), pickle.dumps({"rng": numpy.arange(3)}, protocol=2))
+    # SAT's DeepSpeed save adds np.random.get_state() next to the state dict: numpy globals are read as
+    # opaque placeholders. A pickle.loads of anything else from numpy (here numpy.load) is still refused.
+    torch_zip(os.path.join(bad, "numpy_array.pt"), pickle.dumps({"np_rng_state": numpy.random.get_state()},
+                                                                protocol=2))
+    torch_zip(os.path.join(bad, "numpy_load.pt"), pickle.dumps({"x": Payload(numpy.load, "/etc/passwd")},
+                                                               protocol=2))
 
     good = os.path.join(out, "views.pt")
     blob = open(good, "rb").read()
