@@ -47,6 +47,14 @@ public final class TorchCheckpoint: TensorSource, @unchecked Sendable {
           : "zip holds \(pickles.count) data.pkl records")
     }
     recordPrefix = String(pkl.name.dropLast("data.pkl".count))
+    // Storages are raw bytes in the writer's byte order; torch records it (absent means little).
+    if let order = archive.entry(recordPrefix + "byteorder") {
+      let (st, off, n) = try archive.contents(order, verify: true)
+      let text = String(decoding: UnsafeRawBufferPointer(start: st.base + off, count: min(n, 16)), as: UTF8.self)
+      guard text == "little" else {
+        throw ModelIOError.unsupported(path: path, tensor: nil, reason: "storages written in '\(text)' byte order")
+      }
+    }
     let (pstore, poff, pcount) = try archive.contents(pkl, verify: true)
     let value = try withExtendedLifetime(pstore) {
       try RestrictedUnpickler(path: path).load(UnsafeRawBufferPointer(start: pstore.base + poff, count: pcount))

@@ -125,7 +125,7 @@ final class TorchCheckpointTests: XCTestCase {
   }
 
   /// A hand-made checkpoint: one tensor `w` viewing `size` floats at `offset` of a 4-float storage.
-  func viewCheckpoint(size: Int, offset: Int, stride: Int = 1) throws -> String {
+  func viewCheckpoint(size: Int, offset: Int, stride: Int = 1, extra: [String: [UInt8]] = [:]) throws -> String {
     var p = PickleBuilder()
     p.proto()
     p.emptyDict()
@@ -158,7 +158,8 @@ final class TorchCheckpointTests: XCTestCase {
     let path = try Fixture.scratch(self) + "/view.pt"
     let floats: [Float] = [1, 2, 3, 4]
     try ZipWriter.write(
-      path, ["archive/data.pkl": p.bytes, "archive/data/0": floats.withUnsafeBytes { Array($0) }])
+      path,
+      extra.merging(["archive/data.pkl": p.bytes, "archive/data/0": floats.withUnsafeBytes { Array($0) }]) { $1 })
     return path
   }
 
@@ -173,6 +174,10 @@ final class TorchCheckpointTests: XCTestCase {
     XCTAssertEqual(try ok.stored("w").doubles(), [3, 4])
     let every = try TorchCheckpoint(path: try viewCheckpoint(size: 2, offset: 1, stride: 2))
     XCTAssertEqual(try every.stored("w").doubles(), [2, 4])
+    let little = try viewCheckpoint(size: 4, offset: 0, extra: ["archive/byteorder": Array("little".utf8)])
+    XCTAssertEqual(try TorchCheckpoint(path: little).stored("w").doubles(), [1, 2, 3, 4])
+    let big = try viewCheckpoint(size: 4, offset: 0, extra: ["archive/byteorder": Array("big".utf8)])
+    assertModelIOError(["unsupported", "'big' byte order"]) { _ = try TorchCheckpoint(path: big) }
   }
 }
 
