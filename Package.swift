@@ -41,7 +41,7 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
-    // Fuzz driver for the ModelIO readers (Tests/Fuzz/README.md); build with -sanitize=fuzzer for libFuzzer.
+    // Fuzz driver for the ModelIO readers; the libFuzzer build is described in Tests/Fuzz/README.md.
     .executableTarget(name: "cogflow-fuzz", dependencies: ["ModelIO"], path: "Tests/Fuzz", exclude: ["README.md"]),
 
     .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
