@@ -76,7 +76,8 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     }
     let dataStart = 8 + headerLen
     let dataSize = size - dataStart
-    let headerData = Data(bytes.dropFirst(8).prefix(headerLen))
+    guard let base = bytes.baseAddress else { throw bad(nil, "empty file") }
+    let headerData = Data(bytes: base + 8, count: headerLen)
     let parsed: Any
     do {
       parsed = try JSONSerialization.jsonObject(with: headerData)

@@ -79,7 +79,7 @@ public final class TorchCheckpoint: TensorSource, @unchecked Sendable {
     Self.collect(node, prefix: "", into: &found)
     tensors = found
     keys = found.keys.sorted()
-    for key in keys { try validate(key, found[key]!) }
+    for (key, t) in found.sorted(by: { $0.key < $1.key }) { try validate(key, t) }
   }
 
   public func info(_ key: String) throws -> TensorInfo {

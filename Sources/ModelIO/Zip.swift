@@ -219,10 +219,11 @@ final class ZipArchive: @unchecked Sendable {
 
   static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
     var c: uLong = CZlib.crc32(0, nil, 0)
+    guard let base = bytes.baseAddress else { return UInt32(truncatingIfNeeded: c) }
     var off = 0
     while off < bytes.count {
       let n = min(bytes.count - off, 1 << 30)
-      c = CZlib.crc32(c, bytes.baseAddress!.advanced(by: off).assumingMemoryBound(to: Bytef.self), uInt(n))
+      c = CZlib.crc32(c, base.advanced(by: off).assumingMemoryBound(to: Bytef.self), uInt(n))
       off += n
     }
     return UInt32(truncatingIfNeeded: c)
