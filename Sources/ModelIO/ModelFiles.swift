@@ -83,10 +83,15 @@ public struct ModelSummary: Sendable, Codable {
     var dtypes: [String: Int] = [:]
     var params = 0
     var bytes = 0
+    // Saturating sums: a hostile checkpoint may declare broadcast views of enormous size.
+    func add(_ a: Int, _ b: Int) -> Int {
+      let (r, o) = a.addingReportingOverflow(b)
+      return o ? Int.max : r
+    }
     for i in infos.values {
       dtypes[i.dtype.rawValue, default: 0] += 1
-      params += i.elementCount
-      bytes += i.byteCount
+      params = add(params, i.elementCount)
+      bytes = add(bytes, i.byteCount)
     }
     self.dtypes = dtypes
     parameters = params
