@@ -43,9 +43,9 @@ public struct DetectedT5: Sendable, Hashable, Codable {
 /// A model part recognized in a set of tensors.
 public struct RecognizedPart: Sendable, Hashable, Codable {
   public enum Kind: Sendable, Hashable, Codable {
-    case unet(DetectedUNet)
-    case vae(DetectedVAE)
-    case t5(DetectedT5)
+    case unet(config: DetectedUNet)
+    case vae(config: DetectedVAE)
+    case t5(config: DetectedT5)
   }
   /// The key prefix the part lives under ("" for a bare state dict).
   public var prefix: String
@@ -59,13 +59,19 @@ public enum ModelRecognizer {
   public static func recognize(_ shapes: [String: [Int]]) -> [RecognizedPart] {
     var parts: [RecognizedPart] = []
     for prefix in anchors(shapes, "input_blocks.0.0.weight") {
-      if let u = unet(shapes, prefix) { parts.append(RecognizedPart(prefix: prefix, kind: .unet(u), name: name(u))) }
+      if let u = unet(shapes, prefix) {
+        parts.append(RecognizedPart(prefix: prefix, kind: .unet(config: u), name: name(u)))
+      }
     }
     for prefix in anchors(shapes, "encoder.conv_in.weight") {
-      if let v = vae(shapes, prefix) { parts.append(RecognizedPart(prefix: prefix, kind: .vae(v), name: name(v))) }
+      if let v = vae(shapes, prefix) {
+        parts.append(RecognizedPart(prefix: prefix, kind: .vae(config: v), name: name(v)))
+      }
     }
     for prefix in anchors(shapes, "encoder.block.0.layer.0.SelfAttention.q.weight") {
-      if let t = t5(shapes, prefix) { parts.append(RecognizedPart(prefix: prefix, kind: .t5(t), name: name(t))) }
+      if let t = t5(shapes, prefix) {
+        parts.append(RecognizedPart(prefix: prefix, kind: .t5(config: t), name: name(t)))
+      }
     }
     return parts.sorted { $0.prefix < $1.prefix }
   }

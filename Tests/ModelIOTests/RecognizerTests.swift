@@ -57,7 +57,7 @@ final class RecognizerTests: XCTestCase {
     XCTAssertEqual(
       a.kind,
       .vae(
-        DetectedVAE(
+        config: DetectedVAE(
           inChannels: 3, ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, zChannels: 4, midAttention: true,
           quantConv: true)))
     let plus = try KeyTableTests.referenceShapes("VAE for CogView3-Plus")
@@ -93,7 +93,7 @@ final class RecognizerTests: XCTestCase {
     XCTAssertEqual(
       part.kind,
       .t5(
-        DetectedT5(
+        config: DetectedT5(
           vocabSize: 32128, dModel: 4096, numLayers: 24, numHeads: 64, dKV: 64, dFF: 10240, gatedFF: true,
           relativeAttentionBuckets: 32)))
     let small = Self.t5Shapes(d: 8, layers: 2, heads: 2, dkv: 4, dff: 12, vocab: 16)
