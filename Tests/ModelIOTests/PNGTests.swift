@@ -35,7 +35,9 @@ final class PNGTests: XCTestCase {
     // Found by the fuzzer: a text chunk whose length field claims 1.7 GB made libpng allocate that much
     // before reading; chunk lengths are now checked against the file first.
     let lying = Fixture.path("bad/fuzz_lying_chunk_length.png")
-    assertModelIOError([lying, "chunk 'zTXt' at byte 105 claims 1767994144 bytes"]) { _ = try PNGImage.read(path: lying) }
+    assertModelIOError([lying, "chunk 'zTXt' at byte 105 claims 1767994144 bytes"]) {
+      _ = try PNGImage.read(path: lying)
+    }
     assertModelIOError(["bad signature"]) { _ = try PNGImage.decode(Data("not a png".utf8)) }
     assertModelIOError(["limit"]) {
       _ = try PNGImage.read(path: Fixture.path("png/rgba16.png"), maxBytes: 100)
