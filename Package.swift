@@ -42,9 +42,12 @@ let package = Package(
       name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
     .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    // libpng reports errors by longjmp, which Swift frames cannot survive: C wrappers catch it.
+    .target(name: "CPNGBridge", dependencies: ["CPNG"]),
 
     .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: numericFlags),
-    .target(name: "ModelIO", dependencies: ["Tensor", "CPNG"]),
+    .target(name: "ModelIO", dependencies: ["Tensor", "CPNG", "CPNGBridge", "CZlib"]),
     .target(name: "Models", dependencies: ["Tensor", "ModelIO"], swiftSettings: numericFlags),
     .target(name: "Diffusion", dependencies: ["Tensor"], swiftSettings: numericFlags),
     .target(name: "Workflow", dependencies: ["CYAML"]),
@@ -57,6 +60,9 @@ let package = Package(
         "Tensor", "ModelIO", "Models", "Diffusion", "Workflow", "Nodes",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
+
+    // Fuzz driver for the ModelIO readers; the libFuzzer build is described in Tests/Fuzz/README.md.
+    .executableTarget(name: "cogflow-fuzz", dependencies: ["ModelIO"], path: "Tests/Fuzz", exclude: ["README.md"]),
 
     .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
     .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensor"]),

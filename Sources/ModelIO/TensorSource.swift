@@ -9,6 +9,12 @@ public enum ModelIOError: Error, CustomStringConvertible, Equatable {
   case malformed(path: String, tensor: String?, reason: String)
   /// A tensor the model needs is not in the file.
   case missingTensor(path: String, key: String)
+  /// A pickle names a global outside the allow-list; nothing was called or imported.
+  case refusedGlobal(path: String, name: String)
+  /// The file is well formed but uses a feature CogFlow does not read (a dtype, a compression method).
+  case unsupported(path: String, tensor: String?, reason: String)
+  /// Writing a file failed.
+  case unwritable(path: String, reason: String)
 
   public var description: String {
     switch self {
@@ -16,6 +22,12 @@ public enum ModelIOError: Error, CustomStringConvertible, Equatable {
     case .malformed(let path, let tensor, let reason):
       return "\(path)\(tensor.map { ": tensor '\($0)'" } ?? ""): \(reason)"
     case .missingTensor(let path, let key): return "\(path): no tensor named '\(key)'"
+    case .refusedGlobal(let path, let name):
+      return "\(path): pickle references '\(name)', which is not on the allow-list of state-dict globals "
+        + "(refused; nothing was run)"
+    case .unsupported(let path, let tensor, let reason):
+      return "\(path)\(tensor.map { ": tensor '\($0)'" } ?? ""): unsupported: \(reason)"
+    case .unwritable(let path, let reason): return "\(path): cannot write: \(reason)"
     }
   }
 }
@@ -29,6 +41,22 @@ public protocol TensorSource: Sendable {
   var keys: [String] { get }
   /// The tensor as stored (not widened); throws `ModelIOError.missingTensor` when absent.
   func stored(_ key: String) throws -> StoredTensor
+  /// Dtype and shape without touching (or materializing) the tensor's bytes.
+  func info(_ key: String) throws -> TensorInfo
+}
+
+/// What a source says about one tensor before its bytes are read.
+public struct TensorInfo: Sendable, Hashable, Codable {
+  public var dtype: DType
+  public var shape: [Int]
+
+  public init(dtype: DType, shape: [Int]) {
+    self.dtype = dtype
+    self.shape = shape
+  }
+
+  public var elementCount: Int { shape.reduce(1, *) }
+  public var byteCount: Int { elementCount * dtype.byteSize }
 }
 
 extension TensorSource {
@@ -37,6 +65,12 @@ extension TensorSource {
 
   /// Whether a tensor of that name exists.
   public func contains(_ key: String) -> Bool { keys.contains(key) }
+
+  /// Default: asks for the stored tensor, which for memory-mapped formats touches no data.
+  public func info(_ key: String) throws -> TensorInfo {
+    let t = try stored(key)
+    return TensorInfo(dtype: t.dtype, shape: t.shape)
+  }
 }
 
 /// Tensors held in memory, for tests and for tensors computed at run time.
@@ -72,4 +106,5 @@ public struct PrefixedTensorSource: TensorSource {
     base.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
   }
   public func stored(_ key: String) throws -> StoredTensor { try base.stored(prefix + key) }
+  public func info(_ key: String) throws -> TensorInfo { try base.info(prefix + key) }
 }

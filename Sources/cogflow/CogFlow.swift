@@ -8,8 +8,8 @@ struct CogFlowCommand: ParsableCommand {
     abstract: "CogView3 relay diffusion as cached YAML workflows on the CPU.",
     version: "0.1.0",
     subcommands: [
-      BenchCommand.self, RunCommand.self, PlanCommand.self, GraphCommand.self, NodesCommand.self,
-      ValidateCommand.self, CacheCommand.self, WorkflowBenchCommand.self,
+      RunCommand.self, PlanCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
+      CacheCommand.self, InspectCommand.self, BenchCommand.self, WorkflowBenchCommand.self,
     ]
   )
 

@@ -1,0 +1,99 @@
+import Foundation
+import ModelIO
+
+#if COGFLOW_LIBFUZZER
+  // libFuzzer build (Tests/Fuzz/README.md). SwiftPM renames an executable's entry point, so libFuzzer's
+  // own main is not used: this main hands control to libFuzzer's driver, found at run time.
+  typealias FuzzCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+  typealias FuzzDriver =
+    @convention(c) (
+      UnsafeMutablePointer<CInt>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+      FuzzCallback
+    ) -> CInt
+
+  @main
+  struct FuzzMain {
+    static func main() {
+      guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "LLVMFuzzerRunDriver") else {
+        fputs("libFuzzer driver not linked: build with -sanitize=fuzzer\n", stderr)
+        exit(2)
+      }
+      let driver = unsafeBitCast(symbol, to: FuzzDriver.self)
+      var argc = CommandLine.argc
+      var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+      let rc = driver(&argc, &argv) { data, size in
+        ModelIOFuzz.run(UnsafeRawBufferPointer(start: data, count: size))
+        return 0
+      }
+      exit(rc)
+    }
+  }
+#else
+  /// Without libFuzzer: a seeded mutation loop over the corpus (bit flips, byte sets, interesting
+  /// integers, inserts, deletes, splices), for machines or builds where -sanitize=fuzzer is absent.
+  /// `cogflow-fuzz [seconds] [corpus dir ...]`; a crash leaves the input in `fuzz-crash.bin`.
+  @main
+  struct FuzzMain {
+    static func main() throws {
+      let args = CommandLine.arguments.dropFirst()
+      let seconds = args.first.flatMap(Double.init) ?? 60
+      var corpus: [[UInt8]] = []
+      for dir in args.dropFirst() {
+        for name in (try? FileManager.default.subpathsOfDirectory(atPath: dir)) ?? [] {
+          if let d = FileManager.default.contents(atPath: dir + "/" + name), !d.isEmpty, d.count < 1 << 20 {
+            corpus.append(Array(d))
+          }
+        }
+      }
+      if corpus.isEmpty { corpus = [[0]] }
+      var rng = SplitMix(seed: 0x5EED)
+      let start = Date()
+      var execs = 0
+      var accepted = 0
+      let crashPath = "fuzz-crash.bin"
+      while Date().timeIntervalSince(start) < seconds {
+        var input = corpus[Int(rng.next() % UInt64(corpus.count))]
+        for _ in 0..<(1 + Int(rng.next() % 8)) { mutate(&input, &rng, corpus) }
+        // Saved before the run, removed after: a crash leaves the input behind.
+        FileManager.default.createFile(atPath: crashPath, contents: Data(input))
+        accepted += input.withUnsafeBytes { ModelIOFuzz.run($0) }
+        execs += 1
+      }
+      try? FileManager.default.removeItem(atPath: crashPath)
+      print("execs \(execs) in \(Int(seconds)) s, \(accepted) acceptances, corpus \(corpus.count), no crash")
+    }
+
+    static func mutate(_ b: inout [UInt8], _ rng: inout SplitMix, _ corpus: [[UInt8]]) {
+      let interesting: [UInt64] = [0, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 0xFFFF_FFFF, 1 << 60, UInt64.max]
+      if b.isEmpty { b = [UInt8(truncatingIfNeeded: rng.next())] }
+      let i = Int(rng.next() % UInt64(b.count))
+      switch rng.next() % 7 {
+      case 0: b[i] ^= UInt8(1 << (rng.next() % 8))
+      case 1: b[i] = UInt8(truncatingIfNeeded: rng.next())
+      case 2:
+        let v = interesting[Int(rng.next() % UInt64(interesting.count))]
+        for k in 0..<min(8, b.count - i) { b[i + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+      case 3:
+        b.insert(contentsOf: (0..<(1 + Int(rng.next() % 16))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: i)
+      case 4: b.removeSubrange(i..<min(b.count, i + 1 + Int(rng.next() % 64)))
+      case 5:
+        let other = corpus[Int(rng.next() % UInt64(corpus.count))]
+        let j = Int(rng.next() % UInt64(max(other.count, 1)))
+        b = Array(b[..<i]) + Array(other[min(j, other.count)...])
+      default: b = Array(b[..<max(1, i)])  // truncation
+      }
+    }
+  }
+
+  struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+      state &+= 0x9E37_79B9_7F4A_7C15
+      var z = state
+      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+      return z ^ (z >> 31)
+    }
+  }
+#endif

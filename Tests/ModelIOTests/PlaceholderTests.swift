@@ -1,7 +1,0 @@
-import XCTest
-
-@testable import ModelIO
-
-final class PlaceholderTests: XCTestCase {
-  func testTargetLinks() {}
-}
