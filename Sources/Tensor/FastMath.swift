@@ -8,36 +8,36 @@
 /// tanh-GELU ≤ ~1e-6 relative (the erfc tail is bounded by float32 rounding of z²).
 public enum FastMath {
   public typealias V = SIMD16<Float>
-  typealias VI = SIMD16<Int32>
-  typealias VU = SIMD16<UInt32>
+  @usableFromInline typealias VI = SIMD16<Int32>
+  @usableFromInline typealias VU = SIMD16<UInt32>
   /// Lanes per vector.
   public static let width = V.scalarCount
 
-  @inline(__always)
+  @_transparent @usableFromInline
   static func load<T: SIMD>(_ p: UnsafePointer<Float>) -> T where T.Scalar == Float {
     UnsafeRawPointer(p).loadUnaligned(as: T.self)
   }
 
-  @inline(__always)
+  @_transparent @usableFromInline
   static func store<T: SIMD>(_ v: T, _ p: UnsafeMutablePointer<Float>) where T.Scalar == Float {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: T.self)
   }
 
   /// a·b + c, fused where the target has FMA.
-  @inline(__always)
+  @_transparent @usableFromInline
   static func fma(_ a: V, _ b: V, _ c: V) -> V { c.addingProduct(a, b) }
 
   /// Lane-wise maximum. The standard library's `pointwiseMax` handles NaN per lane in scalar code;
   /// a compare-and-select stays in vector registers.
-  @inline(__always)
+  @_transparent
   public static func max(_ a: V, _ b: V) -> V { a.replacing(with: b, where: a .< b) }
 
   /// Lane-wise minimum (compare-and-select, see `max`).
-  @inline(__always)
+  @_transparent
   public static func min(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .< a) }
 
   /// e^x per lane. Inputs below −87.33 (the smallest normal result) give 0, above 88.37 give +∞.
-  @inline(__always)
+  @_transparent
   public static func exp(_ x: V) -> V {
     let lo = V(repeating: -87.336)
     let hi = V(repeating: 88.37)
@@ -48,14 +48,14 @@ public enum FastMath {
   }
 
   /// e^x for x already in [−87.33, 88.37] (no range handling).
-  @inline(__always)
+  @_transparent @usableFromInline
   static func expInRange(_ x: V) -> V { expSplit(x, V(repeating: 0)) }
 
   /// e^(hi + lo) for hi + lo in [−87.33, 88.37], where `hi` is exact and `lo` small: the reduction
   /// r = (hi − n·ln2) + lo never rounds hi + lo to float32, so the result keeps full precision
   /// even when the argument is large (erfc's −z²). Cody–Waite reduction with |r| ≤ ln2/2, the
   /// degree-7 Taylor polynomial of e^r (truncation error < 6e-9), and 2^n built in the exponent bits.
-  @inline(__always)
+  @_transparent @usableFromInline
   static func expSplit(_ hi: V, _ lo: V) -> V {
     let magic = V(repeating: 12_582_912)  // 1.5·2²³: adding it rounds to an integer
     let shifted = fma(hi + lo, V(repeating: 1.442_695_04), magic)
@@ -85,7 +85,7 @@ public enum FastMath {
   /// as −a_hi²/2 (exact, a_hi = a with 12 significant bits) plus a small remainder, so that float32
   /// rounding of z² (up to 1e-6 relative at z = 4) never enters. Beyond a = 9√2 the result stays at
   /// erfc(9) ≈ 4.1e-37 instead of decaying further (no denormals, exp's argument stays ≥ −83).
-  @inline(__always)
+  @_transparent
   public static func erfcOverSqrt2(_ a: V) -> V {
     let ac = min(a, V(repeating: 12.727_922))  // a ≥ 0 by contract
     let z = ac * V(repeating: 0.707_106_781_186_547_52)
@@ -114,7 +114,7 @@ public enum FastMath {
 
   /// GELU with the exact erf form: x·Φ(x), Φ(x) = 1 − erfc(x/√2)/2 for x ≥ 0 and erfc(−x/√2)/2 below,
   /// so that the negative tail keeps its relative accuracy.
-  @inline(__always)
+  @_transparent
   public static func gelu(_ x: V) -> V {
     // |x| and the sign mask by bit operations (cheaper than compare-and-select on SSE2).
     let bits = unsafeBitCast(x, to: VI.self)
@@ -128,21 +128,21 @@ public enum FastMath {
 
   /// GELU with the tanh approximation, written as x·σ(2u) (= ½x(1 + tanh u)), u = √(2/π)(x + 0.044715x³),
   /// which stays accurate in the negative tail.
-  @inline(__always)
+  @_transparent
   public static func geluTanh(_ x: V) -> V {
     let u = V(repeating: 0.797_884_560_802_865_36) * (x + V(repeating: 0.044715) * x * x * x)
     return x / (V(repeating: 1) + exp(V(repeating: -2) * u))
   }
 
   /// SiLU x·σ(x).
-  @inline(__always)
+  @_transparent
   public static func silu(_ x: V) -> V {
     x / (V(repeating: 1) + exp(-x))
   }
 
   /// Applies `f` to `n` floats from `src` into `dst` (which may equal `src`), `width` at a time; the tail
   /// goes through a zero-padded vector.
-  @inline(__always)
+  @_transparent @usableFromInline
   static func map(
     _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ f: (V) -> V
   ) {
