@@ -23,9 +23,17 @@ public enum FastMath {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: T.self)
   }
 
-  /// a·b + c, fused where the target has FMA.
+  /// a·b + c, fused where the build targets FMA hardware (`COGFLOW_FMA`, set by Package.swift with the
+  /// native CPU flags; always on arm64). Without it a fused multiply-add is a libm call per lane, so the
+  /// baseline build multiplies and adds separately (the kernels' accuracy does not rely on fusion).
   @_transparent @usableFromInline
-  static func fma(_ a: V, _ b: V, _ c: V) -> V { c.addingProduct(a, b) }
+  static func fma(_ a: V, _ b: V, _ c: V) -> V {
+    #if COGFLOW_FMA || arch(arm64)
+      c.addingProduct(a, b)
+    #else
+      a * b + c
+    #endif
+  }
 
   /// Lane-wise maximum. The standard library's `pointwiseMax` handles NaN per lane in scalar code;
   /// a compare-and-select stays in vector registers.
