@@ -15,9 +15,9 @@ func nativeCPUFlags() -> [String] {
     else { return [] }
     let flags = Set(line.split(separator: " ").map(String.init))
     if flags.isSuperset(of: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "fma", "f16c"]) {
-      return ["-target-cpu", "skylake-avx512"]
+      return ["-target-cpu", "skylake-avx512", "-DCOGFLOW_FMA"]
     }
-    if flags.isSuperset(of: ["avx2", "fma", "f16c", "bmi2", "movbe"]) { return ["-target-cpu", "haswell"] }
+    if flags.isSuperset(of: ["avx2", "fma", "f16c", "bmi2", "movbe"]) { return ["-target-cpu", "haswell", "-DCOGFLOW_FMA"] }
   #endif
   return []
 }

@@ -306,15 +306,8 @@ enum LayerKernels {
     }
   }
 
-  /// SiLU in place: x·σ(x).
-  static func siluInPlace(_ x: inout Tensor) {
-    x.withUnsafeMutableBufferPointer { px in
-      let d = px.baseAddress!
-      Parallel.forRange(px.count, minChunk: 1 << 15) { r in
-        for i in r { d[i] = d[i] / (1 + Foundation.exp(-d[i])) }
-      }
-    }
-  }
+  /// SiLU in place: x·σ(x) (vectorized `Ops.siluInPlace`).
+  static func siluInPlace(_ x: inout Tensor) { Ops.siluInPlace(&x) }
 
   /// Floats of im2col scratch one convolution call may use (32 MB: at most glibc's largest dynamic mmap
   /// threshold, so the scratch is reused from the heap instead of faulted in afresh on every call).

@@ -308,7 +308,7 @@ public enum Ops {
       var i = 0
       var ms: Double = 0
       while i + 8 <= d {
-        let v = FastMath.load(src + i)
+        let v: SIMD8<Float> = FastMath.load(src + i)
         acc += v * v
         i += 8
         if i & 511 == 0 {
@@ -333,7 +333,7 @@ public enum Ops {
       let p = pw.baseAddress!
       var i = 0
       while i + 8 <= d {
-        FastMath.store(FastMath.load(dst + i) * FastMath.load(p + i), dst + i)
+        FastMath.store(FastMath.load(dst + i) * FastMath.load(p + i) as SIMD8<Float>, dst + i)
         i += 8
       }
       while i < d {
@@ -349,7 +349,7 @@ public enum Ops {
       let p = pw.baseAddress!
       var i = 0
       while i + 8 <= d {
-        FastMath.store(FastMath.load(dst + i) + FastMath.load(p + i), dst + i)
+        FastMath.store(FastMath.load(dst + i) + FastMath.load(p + i) as SIMD8<Float>, dst + i)
         i += 8
       }
       while i < d {
@@ -361,6 +361,15 @@ public enum Ops {
 
   /// SiLU x·σ(x).
   public static func silu(_ x: Tensor) -> Tensor { vectorMap(x) { FastMath.silu($0) } }
+  /// SiLU in place (no new buffer: the UNet applies it to GroupNorm outputs it owns).
+  public static func siluInPlace(_ x: inout Tensor) {
+    x.withUnsafeMutableBufferPointer { px in
+      guard let d = px.baseAddress else { return }
+      Parallel.forRange(px.count, minChunk: 16384) { r in
+        FastMath.map(d + r.lowerBound, d + r.lowerBound, r.count) { FastMath.silu($0) }
+      }
+    }
+  }
   /// GELU, exact erf form.
   public static func gelu(_ x: Tensor) -> Tensor { vectorMap(x) { FastMath.gelu($0) } }
   /// GELU, tanh approximation (`gelu_new`).
@@ -382,13 +391,14 @@ public enum Ops {
             let v = src + row * d2
             let g = v + d
             let o = dst + row * d
+            let w = FastMath.width
             var i = 0
-            while i + 8 <= d {
+            while i + w <= d {
               FastMath.store(FastMath.load(v + i) * FastMath.gelu(FastMath.load(g + i)), o + i)
-              i += 8
+              i += w
             }
             if i < d {
-              var gv = SIMD8<Float>(repeating: 0)
+              var gv = FastMath.V(repeating: 0)
               for j in 0..<(d - i) { gv[j] = g[i + j] }
               let r = FastMath.gelu(gv)
               for j in 0..<(d - i) { o[i + j] = v[i + j] * r[j] }
@@ -414,12 +424,13 @@ public enum Ops {
   static func expShifted(
     _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ d: Int, _ scale: Float
   ) -> Float {
-    typealias V = SIMD8<Float>
+    typealias V = FastMath.V
+    let w = V.scalarCount
     var mv = V(repeating: -.infinity)
     var i = 0
-    while i + 8 <= d {
+    while i + w <= d {
       mv = FastMath.max(mv, FastMath.load(src + i))
-      i += 8
+      i += w
     }
     var m = mv.max()
     while i < d {
@@ -435,11 +446,11 @@ public enum Ops {
     let shift = V(repeating: m)
     var acc = V(repeating: 0)
     i = 0
-    while i + 8 <= d {
-      let e = FastMath.exp(FastMath.load(src + i) * sv - shift)
+    while i + w <= d {
+      let e = FastMath.exp(FastMath.fma(FastMath.load(src + i), sv, -shift))
       FastMath.store(e, dst + i)
       acc += e
-      i += 8
+      i += w
     }
     var sum = acc.sum()
     if i < d {
@@ -627,7 +638,7 @@ public enum Ops {
 
   /// Applies a SIMD function to every element, in parallel chunks.
   @inline(__always)
-  static func vectorMap(_ x: Tensor, _ f: @escaping (SIMD8<Float>) -> SIMD8<Float>) -> Tensor {
+  static func vectorMap(_ x: Tensor, _ f: @escaping (FastMath.V) -> FastMath.V) -> Tensor {
     x.withUnsafeBufferPointer { px in
       Tensor(uninitializedShape: x.shape) { po in
         guard let src = px.baseAddress, let dst = po.baseAddress else { return }

@@ -26,15 +26,15 @@ extension Ops {
 
   /// `x · s + t` elementwise.
   public static func affine(_ x: Tensor, scale s: Float, shift t: Float = 0) -> Tensor {
-    let sv = SIMD8<Float>(repeating: s)
-    let tv = SIMD8<Float>(repeating: t)
+    let sv = FastMath.V(repeating: s)
+    let tv = FastMath.V(repeating: t)
     return vectorMap(x) { $0 * sv + tv }
   }
 
   /// `x` clamped to `[lo, hi]` (NaN stays NaN).
   public static func clamp(_ x: Tensor, _ lo: Float, _ hi: Float) -> Tensor {
-    let lv = SIMD8<Float>(repeating: lo)
-    let hv = SIMD8<Float>(repeating: hi)
+    let lv = FastMath.V(repeating: lo)
+    let hv = FastMath.V(repeating: hi)
     return vectorMap(x) { FastMath.min(FastMath.max($0, lv), hv) }
   }
 

@@ -6,7 +6,7 @@ import XCTest
 /// Accuracy of the vectorized exp / erfc / activations against Double-precision references.
 final class FastMathTests: XCTestCase {
   /// Runs `f` over `xs` eight lanes at a time.
-  func apply(_ xs: [Float], _ f: (SIMD8<Float>) -> SIMD8<Float>) -> [Float] {
+  func apply(_ xs: [Float], _ f: (FastMath.V) -> FastMath.V) -> [Float] {
     var out = [Float](repeating: 0, count: xs.count)
     xs.withUnsafeBufferPointer { s in
       out.withUnsafeMutableBufferPointer { d in FastMath.map(s.baseAddress!, d.baseAddress!, xs.count, f) }

@@ -156,9 +156,13 @@ final class OpsVsNaiveTests: XCTestCase {
   }
 
   func testActivations() throws {
-    for n in [1, 7, 8, 9, 100, 20_001] {
+    // Sizes around the 16-lane vector width and the 16384-element parallel chunk.
+    for n in [1, 7, 8, 9, 15, 16, 17, 33, 100, 20_001] {
       let x = rng.tensor([n], scale: 4)
       assertClose(Ops.silu(x), Naive.silu(x), rtol: 2e-6, atol: 1e-7, "silu n=\(n)")
+      var inPlace = x
+      Ops.siluInPlace(&inPlace)
+      assertClose(inPlace, Naive.silu(x), rtol: 2e-6, atol: 1e-7, "siluInPlace n=\(n)")
       assertClose(Ops.gelu(x), Naive.gelu(x), rtol: 3e-6, atol: 1e-7, "gelu n=\(n)")
       assertClose(Ops.geluTanh(x), Naive.geluTanh(x), rtol: 2e-6, atol: 1e-7, "geluTanh n=\(n)")
     }
@@ -171,7 +175,7 @@ final class OpsVsNaiveTests: XCTestCase {
   }
 
   func testGeglu() throws {
-    for d in [1, 3, 8, 13, 64] {
+    for d in [1, 3, 8, 13, 16, 17, 40, 64] {
       let x = rng.tensor([rng.int(1...3), rng.int(1...4), 2 * d], scale: 3)
       assertClose(try Ops.geglu(x), try Naive.geglu(x), rtol: 3e-6, atol: 1e-7, "geglu d=\(d)")
     }
