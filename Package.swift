@@ -17,7 +17,9 @@ func nativeCPUFlags() -> [String] {
     if flags.isSuperset(of: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "fma", "f16c"]) {
       return ["-target-cpu", "skylake-avx512", "-DCOGFLOW_FMA"]
     }
-    if flags.isSuperset(of: ["avx2", "fma", "f16c", "bmi2", "movbe"]) { return ["-target-cpu", "haswell", "-DCOGFLOW_FMA"] }
+    if flags.isSuperset(of: ["avx2", "fma", "f16c", "bmi2", "movbe"]) {
+      return ["-target-cpu", "haswell", "-DCOGFLOW_FMA"]
+    }
   #endif
   return []
 }
