@@ -15,7 +15,8 @@ import Tensor
 //    In the encoder it sits at the end: tile the stages before it, run it and what follows untiled.
 // 2. Every GroupNorm is called through the `GroupNormFunction` it is handed, never `Ops.groupNorm`
 //    directly, with the same sequence of calls (count, groups, eps) for every input size. The default the
-//    network uses when run untiled is `Ops.groupNorm`, which has the same signature.
+//    network uses when run untiled is `Ops.standardGroupNorm`. Both types (`GroupNormFunction`,
+//    `GroupNormStage`) live in Tensor (GroupNormHook.swift), shared with Models.
 // 3. Spatial operations are local and size-following: convolutions with their usual zero padding
 //    (3×3 pad 1, 1×1, the VAE downsample's (0,1,0,1) pad + stride 2), nearest ×2 upsampling, pointwise
 //    activations, residual adds. An input whose extent is a multiple of the total down-sampling factor
@@ -28,20 +29,6 @@ import Tensor
 // pooled from the per-tile statistics of each tile's own core (the cores partition the canvas, so nothing
 // is counted twice), so tiled == untiled up to float32 rounding; only tile-sized tensors pass through the
 // network, and with a `FileTileStateStore` (or none) the memory in use is bounded by the tile size.
-
-/// A GroupNorm as a function of Tensor types only: the hook a network routes its GroupNorms through.
-/// `Ops.groupNorm` has exactly this shape (`{ try Ops.groupNorm($0, groups: $1, weight: $2, bias: $3, eps: $4) }`).
-public typealias GroupNormFunction = (
-  _ x: Tensor, _ groups: Int, _ weight: Tensor?, _ bias: Tensor?, _ eps: Float
-) throws -> Tensor
-
-/// One stage of a tileable network (see the contract above).
-public typealias TiledStage = (_ x: Tensor, _ groupNorm: @escaping GroupNormFunction) throws -> Tensor
-
-/// The untiled GroupNorm, as a `GroupNormFunction`.
-public let plainGroupNorm: GroupNormFunction = { x, groups, weight, bias, eps in
-  try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
-}
 
 /// Receptive radius, in input pixels, of a chain of convolutions: `convsPerScale[s]` 3×3 convolutions run
 /// at `scale[s]` × the input resolution contribute ⌈convs / scale⌉ input pixels each. A helper to pick the
@@ -203,13 +190,13 @@ public struct HaloTileLayout: Hashable, Sendable {
 /// runs all tiles to the end and pastes each tile's core into the output.
 public struct TiledGroupNormRunner {
   public var layout: HaloTileLayout
-  public var stages: [TiledStage]
+  public var stages: [GroupNormStage]
   /// Where tile states are kept between passes; nil = recompute from the input each pass. The default
   /// memory store holds every tile's activation (about a canvas of the widest layer): right for small
   /// canvases; for 2048²/4096² decodes use a `FileTileStateStore` or nil to keep memory at tile size.
   public var store: TileStateStore?
 
-  public init(layout: HaloTileLayout, stages: [TiledStage], store: TileStateStore? = MemoryTileStateStore()) {
+  public init(layout: HaloTileLayout, stages: [GroupNormStage], store: TileStateStore? = MemoryTileStateStore()) {
     self.layout = layout
     self.stages = stages
     self.store = store
