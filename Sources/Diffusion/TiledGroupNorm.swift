@@ -392,3 +392,37 @@ public struct TiledGroupNormRunner {
     return out
   }
 }
+
+extension TiledGroupNormRunner {
+  /// Where a `stageRunner` keeps tile states between passes.
+  public enum StoreKind: Sendable {
+    /// `MemoryTileStateStore`: fastest; holds about one canvas of the widest activation.
+    case memory
+    /// A `FileTileStateStore` in a fresh directory under `directory` (removed afterwards): memory bounded
+    /// by the tile size, the disk holds about one canvas of the widest activation.
+    case file(directory: URL)
+    /// No store: every pass recomputes from the input (no state at all, quadratic in the GroupNorm count).
+    case recompute
+  }
+
+  /// A `TiledStageRunner` (Tensor's Diffusion-free shape, used by Models' `TiledAutoencoder`) with cores of
+  /// at most `tile` input pixels per axis.
+  public static func stageRunner(tile: Int, store: StoreKind = .memory) -> TiledStageRunner {
+    { stages, input, halo, alignment in
+      try check(input.rank == 4, "TiledGroupNormRunner", "input must be [B, C, H, W], got \(input.shape)")
+      let layout = try HaloTileLayout.grid(
+        height: input.shape[2], width: input.shape[3], tile: tile, halo: halo, alignment: alignment)
+      switch store {
+      case .memory:
+        return try TiledGroupNormRunner(layout: layout, stages: stages, store: MemoryTileStateStore()).run(input)
+      case .recompute:
+        return try TiledGroupNormRunner(layout: layout, stages: stages, store: nil).run(input)
+      case .file(let directory):
+        let dir = directory.appendingPathComponent("cogflow-tiles-\(UUID().uuidString)")
+        let files = try FileTileStateStore(directory: dir)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        return try TiledGroupNormRunner(layout: layout, stages: stages, store: files).run(input)
+      }
+    }
+  }
+}

@@ -197,33 +197,37 @@ public struct Autoencoder: Sendable {
     return LatentDistribution(mean: parts[0], logVariance: Ops.clamp(parts[1], -30, 20))
   }
 
-  /// The encoder as stages for tiling: conv_in, then one stage per ResnetBlock and per downsample, then
-  /// the global tail (middle with its attention over all pixels, norm_out, conv_out, quant_conv), which
-  /// must run untiled. Run in order, they map an image to the moments (`posterior(moments:)`).
+  /// The encoder as stages for tiling: conv_in, one stage per ResnetBlock and per downsample, then the
+  /// middle (block_1, attn_1, block_2 — the attention runs over all pixels, so it is global), then
+  /// norm_out + swish + conv_out + quant_conv. Run in order, they map an image to the moments
+  /// (`posterior(moments:)`). Stages from `encoderMiddleStage` on run at latent resolution.
   public func encoderStages() -> [GroupNormStage] {
     let e = encoder
-    let chunk = queryChunk
     var stages: [GroupNormStage] = [{ x, _ in try e.convIn(x) }]
     for level in e.levels {
       for block in level.blocks { stages.append { x, norm in try block(x, norm: norm) } }
       if let down = level.downsample { stages.append { x, _ in try down(x) } }
     }
+    stages += e.middle.stages(queryChunk: queryChunk)
     let quant = quantConv
-    stages.append { x, norm in try quant(try e.tail(x, norm: norm, queryChunk: chunk)) }
+    stages.append { x, norm in try quant(try e.output(x, norm: norm)) }
     return stages
   }
 
-  /// The decoder as stages for tiling: first the global head (post_quant_conv, conv_in, and the middle
-  /// with its attention over all latent pixels), which must run untiled; then one stage per ResnetBlock
-  /// and per upsampler from the coarsest level; then norm_out + swish + conv_out. Run in order, they equal
-  /// `decode`.
+  /// The index of the first middle stage in `encoderStages()`.
+  public var encoderMiddleStage: Int {
+    1 + encoder.levels.reduce(0) { $0 + $1.blocks.count + ($1.downsample == nil ? 0 : 1) }
+  }
+
+  /// The decoder as stages for tiling: post_quant_conv + conv_in; the middle (block_1, attn_1, block_2 —
+  /// the attention runs over all latent pixels, so it is global); one stage per ResnetBlock and per
+  /// upsampler from the coarsest level; then norm_out + swish + conv_out. Run in order, they equal
+  /// `decode`. The first `decoderMiddleEnd` stages run at latent resolution and contain the attention.
   public func decoderStages() -> [GroupNormStage] {
     let d = decoder
-    let chunk = queryChunk
     let post = postQuantConv
-    var stages: [GroupNormStage] = [
-      { z, norm in try d.middle(try d.convIn(try post(z)), norm: norm, queryChunk: chunk) }
-    ]
+    var stages: [GroupNormStage] = [{ z, _ in try d.convIn(try post(z)) }]
+    stages += d.middle.stages(queryChunk: queryChunk)
     for level in d.levels.reversed() {
       for block in level.blocks { stages.append { x, norm in try block(x, norm: norm) } }
       if let up = level.upsample { stages.append { x, _ in try up(try Ops.upsampleNearest2x(x)) } }
@@ -231,6 +235,9 @@ public struct Autoencoder: Sendable {
     stages.append { x, norm in try d.tail(x, norm: norm) }
     return stages
   }
+
+  /// The number of leading `decoderStages()` up to and including the middle.
+  public var decoderMiddleEnd: Int { 1 + (decoder.middle.attention == nil ? 2 : 3) }
 
   /// The image `[B, out_channels, 8·h, 8·w]` (unclamped, ≈[−1, 1]) for an unscaled latent `[B, embed_dim, h, w]`.
   public func decode(_ latent: Tensor, groupNorm: GroupNormFunction = Ops.standardGroupNorm) throws -> Tensor {

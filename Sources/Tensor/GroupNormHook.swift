@@ -19,3 +19,11 @@ extension Ops {
     try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
   }
 }
+
+/// Runs `stages` on `input` `[B, C, H, W]` tile by tile with GroupNorm statistics pooled over the whole
+/// canvas, each tile grown by `halo` input pixels; `alignment` is the stages' total down-sampling factor
+/// (tile boundaries are multiples of it). Diffusion's `TiledGroupNormRunner.stageRunner` makes one; Models'
+/// `TiledAutoencoder` calls it, so neither target imports the other.
+public typealias TiledStageRunner = (
+  _ stages: [GroupNormStage], _ input: Tensor, _ halo: Int, _ alignment: Int
+) throws -> Tensor

@@ -107,7 +107,9 @@ final class VAETests: XCTestCase {
     let f = try io()
     var h = try f.tensor("z")
     let decoderStages = vae.decoderStages()
-    XCTAssertEqual(decoderStages.count, 1 + 2 + 1 + 2 + 1)
+    XCTAssertEqual(decoderStages.count, 1 + 3 + 2 + 1 + 2 + 1)
+    XCTAssertEqual(vae.decoderMiddleEnd, 4)
+    XCTAssertEqual(vae.encoderMiddleStage, 1 + 1 + 1 + 1)
     for stage in decoderStages { h = try stage(h, Ops.standardGroupNorm) }
     XCTAssertEqual(h, try vae.decode(try f.tensor("z")))
     var m = try f.tensor("image")
