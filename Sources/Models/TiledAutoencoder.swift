@@ -38,42 +38,80 @@ public struct TiledAutoencoder: Sendable {
   /// Whether the middle carries the (global) attention; without it both modes are exact.
   var hasAttention: Bool { autoencoder.configuration.midAttention }
 
-  /// Latent pixels of halo the tiled decoder stages need: the receptive radius of their 3×3 convolutions,
-  /// each contributing ⌈convs/scale⌉ latent pixels at scale × the latent resolution (a nearest ×2 upsample
-  /// moves its conv to the finer scale). Includes conv_in and the middle when they run tiled.
-  public var decoderHalo: Int {
+  /// The 3×3 convolutions of each decoder stage and the scale they run at (× the latent resolution).
+  var decoderReach: [(convs: Int, scale: Int)] {
     let c = autoencoder.configuration
     let levels = c.channelMult.count
-    var convsAtScale: [(convs: Int, scale: Int)] = []
-    if attention == .perTile || !hasAttention { convsAtScale.append((1 + 4, 1)) }
+    var reach: [(convs: Int, scale: Int)] = [(1, 1), (2, 1)]  // conv_in; mid.block_1
+    if hasAttention { reach.append((0, 1)) }
+    reach.append((2, 1))  // mid.block_2
     for level in (0..<levels).reversed() {
       let scale = 1 << (levels - 1 - level)
-      var convs = 2 * (c.numResBlocks + 1)
-      if level < levels - 1 { convs += 1 }  // the upsample conv of the coarser level runs at this scale
-      if level == 0 { convs += 1 }  // conv_out
-      convsAtScale.append((convs, scale))
+      reach += Array(repeating: (2, scale), count: c.numResBlocks + 1)
+      if level > 0 { reach.append((1, 2 * scale)) }  // nearest ×2, then a conv at the finer scale
     }
-    return convsAtScale.reduce(0) { $0 + ($1.convs + $1.scale - 1) / $1.scale }
+    reach.append((1, 1 << (levels - 1)))  // conv_out
+    return reach
   }
 
-  /// Image pixels of halo the tiled encoder stages need: a 3×3 conv at level i reaches 2^i image pixels,
-  /// the stride-2 downsample (pad right/bottom) is counted as two convs. Includes the middle and output
-  /// when they run tiled.
-  public var encoderHalo: Int {
+  /// The 3×3 convolutions of each encoder stage and how many image pixels one of their pixels spans
+  /// (the stride-2 downsample reaches one pixel past its core, to the right/bottom).
+  var encoderReach: [(convs: Int, span: Int)] {
     let c = autoencoder.configuration
     let levels = c.channelMult.count
-    var radius = 1  // conv_in
+    var reach: [(convs: Int, span: Int)] = [(1, 1)]  // conv_in
     for level in 0..<levels {
-      let scale = 1 << level
-      radius += 2 * c.numResBlocks * scale
-      if level < levels - 1 { radius += 2 * scale }
+      reach += Array(repeating: (2, 1 << level), count: c.numResBlocks)
+      if level < levels - 1 { reach.append((1, 1 << level)) }
     }
-    if attention == .perTile || !hasAttention { radius += 5 * (1 << (levels - 1)) }  // middle + conv_out
-    return radius
+    let span = 1 << (levels - 1)
+    reach.append((2, span))  // mid.block_1
+    if hasAttention { reach.append((0, span)) }
+    reach += [(2, span), (1, span)]  // mid.block_2; norm_out + conv_out + quant_conv
+    return reach
+  }
+
+  /// Latent pixels of halo each stage of `decoderStages()` from `first` on needs: the receptive radius of
+  /// that stage and the ones after it, ⌈Σ convs/scale⌉ (nearest upsampling maps a fine-pixel reach r to
+  /// ⌈r/2⌉ coarse pixels, which composes to the ceiling of the exact sum).
+  public func decoderHalos(from first: Int = 0) -> [Int] {
+    let reach = Array(decoderReach[first...])
+    let finest = 1 << (autoencoder.configuration.channelMult.count - 1)
+    var fine = 0
+    var halos = [Int](repeating: 0, count: reach.count)
+    for s in reach.indices.reversed() {
+      fine += reach[s].convs * (finest / reach[s].scale)
+      halos[s] = (fine + finest - 1) / finest
+    }
+    return halos
+  }
+
+  /// Image pixels of halo each stage of `encoderStages()` up to `end` needs (the runner rounds them up
+  /// to the downsample factor).
+  public func encoderHalos(upTo end: Int? = nil) -> [Int] {
+    let reach = Array(encoderReach[..<(end ?? encoderReach.count)])
+    var total = 0
+    var halos = [Int](repeating: 0, count: reach.count)
+    for s in reach.indices.reversed() {
+      total += reach[s].convs * reach[s].span
+      halos[s] = total
+    }
+    return halos
+  }
+
+  /// The halo of the first tiled decoder stage, in latent pixels.
+  public var decoderHalo: Int {
+    decoderHalos(from: attention == .global && hasAttention ? autoencoder.decoderMiddleEnd : 0)[0]
+  }
+
+  /// The halo of the first tiled encoder stage, in image pixels.
+  public var encoderHalo: Int {
+    encoderHalos(upTo: attention == .global && hasAttention ? autoencoder.encoderMiddleStage : nil)[0]
   }
 
   /// The image for an unscaled latent `[B, embed_dim, h, w]`, as `Autoencoder.decode`, decoded in tiles.
-  /// `halo` defaults to `decoderHalo`; a larger one gives per-tile attention more context.
+  /// `halo` (latent pixels), when given, is the least halo of every stage; a larger one gives per-tile
+  /// attention more context.
   public func decode(_ latent: Tensor, runner: TiledStageRunner, halo: Int? = nil) throws -> Tensor {
     let a = autoencoder
     let c = a.configuration
@@ -88,13 +126,14 @@ public struct TiledAutoencoder: Sendable {
     if attention == .global && hasAttention {
       let head = a.decoderMiddleEnd
       let h = try stages[..<head].reduce(latent) { try $1($0, Ops.standardGroupNorm) }
-      return try runner(Array(stages[head...]), h, halo ?? decoderHalo, 1)
+      return try runner(Array(stages[head...]), h, decoderHalos(from: head).map { max($0, halo ?? 0) }, 1)
     }
-    return try runner(stages, latent, halo ?? decoderHalo, 1)
+    return try runner(stages, latent, decoderHalos().map { max($0, halo ?? 0) }, 1)
   }
 
   /// The posterior of `image` `[B, in_channels, H, W]`, as `Autoencoder.encode`, encoded in tiles (tile and
-  /// halo in image pixels; tile boundaries fall on multiples of the downsample factor).
+  /// halo in image pixels; tile boundaries fall on multiples of the downsample factor; `halo`, when given,
+  /// is the least halo of every stage).
   public func encode(_ image: Tensor, runner: TiledStageRunner, halo: Int? = nil) throws -> LatentDistribution {
     let a = autoencoder
     let c = a.configuration
@@ -110,10 +149,10 @@ public struct TiledAutoencoder: Sendable {
     let stages = a.encoderStages()
     if attention == .global && hasAttention {
       let middle = a.encoderMiddleStage
-      let h = try runner(Array(stages[..<middle]), image, halo ?? encoderHalo, f)
+      let h = try runner(Array(stages[..<middle]), image, encoderHalos(upTo: middle).map { max($0, halo ?? 0) }, f)
       return try a.posterior(moments: try stages[middle...].reduce(h) { try $1($0, Ops.standardGroupNorm) })
     }
-    return try a.posterior(moments: try runner(stages, image, halo ?? encoderHalo, f))
+    return try a.posterior(moments: try runner(stages, image, encoderHalos().map { max($0, halo ?? 0) }, f))
   }
 
   private func checkHalo(_ halo: Int?, op: String) throws {

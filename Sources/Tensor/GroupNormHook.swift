@@ -21,9 +21,10 @@ extension Ops {
 }
 
 /// Runs `stages` on `input` `[B, C, H, W]` tile by tile with GroupNorm statistics pooled over the whole
-/// canvas, each tile grown by `halo` input pixels; `alignment` is the stages' total down-sampling factor
-/// (tile boundaries are multiples of it). Diffusion's `TiledGroupNormRunner.stageRunner` makes one; Models'
-/// `TiledAutoencoder` calls it, so neither target imports the other.
+/// canvas. `halos[s]` is the halo (input-canvas pixels) the input of stage s needs — the receptive radius
+/// of stages s… — so a tile can shrink towards its core as it goes; `alignment` is the stages' total
+/// down-sampling factor (tile boundaries are multiples of it). Diffusion's `TiledGroupNormRunner.stageRunner`
+/// makes one; Models' `TiledAutoencoder` calls it, so neither target imports the other.
 public typealias TiledStageRunner = (
-  _ stages: [GroupNormStage], _ input: Tensor, _ halo: Int, _ alignment: Int
+  _ stages: [GroupNormStage], _ input: Tensor, _ halos: [Int], _ alignment: Int
 ) throws -> Tensor

@@ -99,6 +99,25 @@ final class TiledGroupNormTests: XCTestCase {
     XCTAssertEqual(results[0], results[2], "recomputing gives the same bits")
   }
 
+  /// Per-stage halos: tiles shrink towards their cores as the remaining receptive radius shrinks, with the
+  /// same result; a stage halo below the radius shows, and halos must be one per stage, non-increasing.
+  func testShrinkingStageHalos() throws {
+    let x = pseudoRandom([1, 4, 20, 28], seed: 93, scale: 2)
+    let reference = try Self.untiled(Self.decoder, x)
+    let layout = try HaloTileLayout.grid(height: 20, width: 28, tile: 8, halo: 4)
+    XCTAssertEqual(layout.regions(halo: 4), layout.regions)
+    // Radius from each stage on: 1 + 2 + ⌈2/2⌉ = 4, 2 + 1 = 3, ⌈2/2⌉ = 1.
+    let shrinking = try TiledGroupNormRunner(layout: layout, stages: Self.decoder, stageHalos: [4, 3, 1]).run(x)
+    XCTAssertLessThanOrEqual(relError(shrinking, reference), 2e-6)
+    let recomputed = try TiledGroupNormRunner(layout: layout, stages: Self.decoder, store: nil, stageHalos: [4, 3, 1])
+      .run(x)
+    XCTAssertEqual(recomputed, shrinking)
+    let short = try TiledGroupNormRunner(layout: layout, stages: Self.decoder, stageHalos: [4, 3, 0]).run(x)
+    XCTAssertGreaterThan(relError(short, reference), 1e-3)
+    XCTAssertThrowsError(try TiledGroupNormRunner(layout: layout, stages: Self.decoder, stageHalos: [3, 4, 1]).run(x))
+    XCTAssertThrowsError(try TiledGroupNormRunner(layout: layout, stages: Self.decoder, stageHalos: [4, 1]).run(x))
+  }
+
   /// The identities above can fail: a halo below the receptive radius, or per-tile GroupNorm statistics,
   /// give visible errors.
   func testTooSmallHaloOrLocalStatisticsDiffer() throws {

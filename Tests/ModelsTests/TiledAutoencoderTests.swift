@@ -42,14 +42,22 @@ final class TiledAutoencoderTests: XCTestCase {
   }
 
   func testHalosCountTheConvolutions() throws {
-    // SDXL decoder after the middle: 6 convs at ×1, 7 at ×2, 7 at ×4, 8 at ×8 → 6 + 4 + 2 + 1.
-    let sdxl = try Autoencoder(
-      configuration: Self.moderate, weights: try formulaSource(try Autoencoder.expectedShapes(Self.moderate)))
-    XCTAssertEqual(TiledAutoencoder(sdxl, attention: .global).decoderHalo, 13)
-    XCTAssertEqual(TiledAutoencoder(sdxl, attention: .perTile).decoderHalo, 18)
-    // Encoder: 1 + 4 + 2 at ×1, (4 + 2)·2, (4 + 2)·4, 4·8 = 75; + middle and conv_out 5·8 when tiled.
-    XCTAssertEqual(TiledAutoencoder(sdxl, attention: .global).encoderHalo, 75)
-    XCTAssertEqual(TiledAutoencoder(sdxl, attention: .perTile).encoderHalo, 115)
+    let sdxl = try moderateVAE()
+    let global = TiledAutoencoder(sdxl, attention: .global)
+    let perTile = TiledAutoencoder(sdxl, attention: .perTile)
+    XCTAssertEqual(global.decoderReach.count, sdxl.decoderStages().count)
+    XCTAssertEqual(global.encoderReach.count, sdxl.encoderStages().count)
+    // SDXL decoder after the middle: 6 convs at ×1, 7 at ×2, 7 at ×4, 7 at ×8 → ⌈6 + 3.5 + 1.75 + 0.875⌉.
+    XCTAssertEqual(global.decoderHalo, 13)
+    // + conv_in and the middle's 4 convs at ×1.
+    XCTAssertEqual(perTile.decoderHalo, 18)
+    // The last stages need little: conv_out at ×8 reaches one latent pixel.
+    XCTAssertEqual(perTile.decoderHalos().last, 1)
+    XCTAssertEqual(perTile.decoderHalos().count, sdxl.decoderStages().count)
+    // Encoder: conv_in 1 + 4 + downsample 1 at ×1, (4 + 1)·2, (4 + 1)·4, 4·8 = 68; + middle and conv_out 5·8.
+    XCTAssertEqual(global.encoderHalo, 68)
+    XCTAssertEqual(perTile.encoderHalo, 108)
+    XCTAssertEqual(perTile.encoderHalos().last, 8)
   }
 
   func testSmallFixtureTiledEqualsUntiled() throws {
@@ -100,13 +108,36 @@ final class TiledAutoencoderTests: XCTestCase {
       XCTAssertLessThanOrEqual(err, 1e-4, "encode tile \(tile)")
       print("moderate VAE (ch 32) tiled encode (global attention), tile \(tile): max latent error \(err)")
     }
-    // Per-tile attention: an approximation; measured here, and exact once a tile covers the canvas.
+    // Per-tile attention: exact once a tile's region covers the canvas.
     let perTile = TiledAutoencoder(vae, attention: .perTile)
-    for tile in [7, 14] {
+    let whole = try perTile.decode(z, runner: TiledGroupNormRunner.stageRunner(tile: 14))
+    XCTAssertLessThanOrEqual(maxPixelError(whole, reference), 1e-4)
+  }
+
+  /// A latent wider than a tile plus its halos: global attention stays exact, per-tile attention deviates
+  /// (measured and printed; the bound is loose on purpose, the number is what the report quotes).
+  func testModerateVAEOnALargerLatent() throws {
+    let vae = try moderateVAE()
+    let z = try random([1, 4, 40, 36], seed: 11, scale: 2)
+    let reference = try vae.decode(z)
+    let exact = TiledAutoencoder(vae, attention: .global)
+    for tile in [9, 16] {
+      let tiled = try exact.decode(z, runner: TiledGroupNormRunner.stageRunner(tile: tile))
+      let err = maxPixelError(tiled, reference)
+      XCTAssertLessThanOrEqual(err, 1e-4, "global attention, tile \(tile)")
+      print("moderate VAE (ch 32), 40×36 latent, global attention, tile \(tile): max pixel error \(err)")
+    }
+    let perTile = TiledAutoencoder(vae, attention: .perTile)
+    for tile in [8, 16] {
       let tiled = try perTile.decode(z, runner: TiledGroupNormRunner.stageRunner(tile: tile))
       let err = maxPixelError(tiled, reference)
-      if tile >= 14 { XCTAssertLessThanOrEqual(err, 1e-4) } else { XCTAssertGreaterThan(err, 0) }
-      print("moderate VAE (ch 32) tiled decode (per-tile attention), tile \(tile): max pixel error \(err)")
+      var sum = 0.0
+      for (a, b) in zip(tiled.data, reference.data) { sum += Double(abs(a - b) / 2) }
+      XCTAssertGreaterThan(err, 1e-6, "the attention really is per tile")
+      XCTAssertLessThanOrEqual(err, 0.5)
+      print(
+        "moderate VAE (ch 32), 40×36 latent, per-tile attention, tile \(tile): max pixel error \(err), mean \(sum / Double(tiled.count))"
+      )
     }
   }
 
