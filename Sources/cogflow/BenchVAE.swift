@@ -18,8 +18,8 @@ struct BenchVAE: ParsableCommand {
       --tile N runs tiled (Models' TiledAutoencoder on Diffusion's TiledGroupNormRunner): cores of N image \
       pixels (N/8 latent pixels for the decoder), GroupNorm statistics pooled over the whole image, tile \
       states in files under $TMPDIR (--tile-store), so memory is bounded by the tile size. The mid attention \
-      runs per tile by default (an approximation; --attention global keeps it exact at a cost quadratic in \
-      the latent area); --compare also runs untiled and prints the largest pixel difference.
+      runs globally (exact) up to 2048² and per tile above (an approximation; --attention global|per-tile \
+      forces one; the exact one costs 4·(side/8)⁴·512 FLOPs); --compare also runs untiled and prints the largest pixel difference.
       """)
 
   @Flag(help: "Print one JSON object per measured pass instead of a table.") var json = false
@@ -32,8 +32,8 @@ struct BenchVAE: ParsableCommand {
   @Flag(help: "Let every tensor borrow one shared random buffer (compute only; see `bench unet`).")
   var sharedWeights = false
   @Option(help: "Tile side in image pixels (a multiple of 8); 0 = untiled.") var tile: Int = 0
-  @Option(help: "Mid attention when tiled: per-tile (bounded, approximate) or global (exact).")
-  var attention: String = TiledAutoencoder.Attention.perTile.rawValue
+  @Option(help: "Mid attention when tiled: auto (global up to 2048² images), global (exact) or per-tile (approximate).")
+  var attention: String = TiledAutoencoder.Attention.automatic.rawValue
   @Option(help: "Where tiles keep their state between GroupNorm passes: file, memory or recompute.")
   var tileStore: String = "file"
   @Flag(help: "With --tile: also run untiled and print the largest difference (images on the [0, 1] scale).")
@@ -46,7 +46,7 @@ struct BenchVAE: ParsableCommand {
     if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     guard tile == 0 || (tile >= 8 && tile % 8 == 0) else { throw ValidationError("--tile must be a multiple of 8") }
     guard TiledAutoencoder.Attention(rawValue: attention) != nil else {
-      throw ValidationError("--attention must be per-tile or global")
+      throw ValidationError("--attention must be auto, global or per-tile")
     }
     guard ["file", "memory", "recompute"].contains(tileStore) else {
       throw ValidationError("--tile-store must be file, memory or recompute")
