@@ -68,7 +68,7 @@ let package = Package(
 
     .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
     .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensor"]),
-    .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "Tensor"]),
+    .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "Tensor", "Diffusion"]),
     .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"]),
     .testTarget(name: "WorkflowTests", dependencies: ["Workflow"]),
     .testTarget(name: "NodesTests", dependencies: ["Nodes", "Workflow"]),

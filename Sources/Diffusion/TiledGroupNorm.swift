@@ -15,7 +15,8 @@ import Tensor
 //    In the encoder it sits at the end: tile the stages before it, run it and what follows untiled.
 // 2. Every GroupNorm is called through the `GroupNormFunction` it is handed, never `Ops.groupNorm`
 //    directly, with the same sequence of calls (count, groups, eps) for every input size. The default the
-//    network uses when run untiled is `Ops.groupNorm`, which has the same signature.
+//    network uses when run untiled is `Ops.standardGroupNorm`. Both types (`GroupNormFunction`,
+//    `GroupNormStage`) live in Tensor (GroupNormHook.swift), shared with Models.
 // 3. Spatial operations are local and size-following: convolutions with their usual zero padding
 //    (3×3 pad 1, 1×1, the VAE downsample's (0,1,0,1) pad + stride 2), nearest ×2 upsampling, pointwise
 //    activations, residual adds. An input whose extent is a multiple of the total down-sampling factor
@@ -28,20 +29,6 @@ import Tensor
 // pooled from the per-tile statistics of each tile's own core (the cores partition the canvas, so nothing
 // is counted twice), so tiled == untiled up to float32 rounding; only tile-sized tensors pass through the
 // network, and with a `FileTileStateStore` (or none) the memory in use is bounded by the tile size.
-
-/// A GroupNorm as a function of Tensor types only: the hook a network routes its GroupNorms through.
-/// `Ops.groupNorm` has exactly this shape (`{ try Ops.groupNorm($0, groups: $1, weight: $2, bias: $3, eps: $4) }`).
-public typealias GroupNormFunction = (
-  _ x: Tensor, _ groups: Int, _ weight: Tensor?, _ bias: Tensor?, _ eps: Float
-) throws -> Tensor
-
-/// One stage of a tileable network (see the contract above).
-public typealias TiledStage = (_ x: Tensor, _ groupNorm: @escaping GroupNormFunction) throws -> Tensor
-
-/// The untiled GroupNorm, as a `GroupNormFunction`.
-public let plainGroupNorm: GroupNormFunction = { x, groups, weight, bias, eps in
-  try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
-}
 
 /// Receptive radius, in input pixels, of a chain of convolutions: `convsPerScale[s]` 3×3 convolutions run
 /// at `scale[s]` × the input resolution contribute ⌈convs / scale⌉ input pixels each. A helper to pick the
@@ -153,6 +140,20 @@ public struct HaloTileLayout: Hashable, Sendable {
   public let cores: [TileRect]
   /// Each core grown by the halo and clipped to the canvas: what the network runs on.
   public let regions: [TileRect]
+  /// Tile boundaries and halos are multiples of this (the network's total down-sampling factor).
+  public let alignment: Int
+
+  /// Each core grown by `halo` pixels (rounded up to a multiple of the alignment) and clipped to the canvas.
+  public func regions(halo: Int) -> [TileRect] {
+    let pad = (max(halo, 0) + alignment - 1) / alignment * alignment
+    return cores.map { core in
+      let y0 = max(0, core.y - pad)
+      let y1 = min(height, core.y + core.height + pad)
+      let x0 = max(0, core.x - pad)
+      let x1 = min(width, core.x + core.width + pad)
+      return TileRect(y: y0, x: x0, height: y1 - y0, width: x1 - x0)
+    }
+  }
 
   /// Cores of at most `tile` pixels per axis (boundaries multiples of `alignment`, the network's total
   /// down-sampling factor, e.g. 8 for the VAE encoder on pixels and 1 for the decoder on latents), grown by
@@ -166,7 +167,6 @@ public struct HaloTileLayout: Hashable, Sendable {
     try check(tile >= alignment, op, "tile \(tile) must be at least the alignment \(alignment)")
     try check(halo >= 0, op, "halo must be ≥ 0, got \(halo)")
     let aligned = (tile / alignment) * alignment
-    let pad = (halo + alignment - 1) / alignment * alignment
     func bounds(_ length: Int) -> [Int] {
       let n = (length + aligned - 1) / aligned
       return (0...n).map { c in c == n ? length : (c * length / n) / alignment * alignment }
@@ -174,18 +174,14 @@ public struct HaloTileLayout: Hashable, Sendable {
     let by = bounds(height)
     let bx = bounds(width)
     var cores = [TileRect]()
-    var regions = [TileRect]()
     for i in 0..<(by.count - 1) {
       for j in 0..<(bx.count - 1) {
         cores.append(TileRect(y: by[i], x: bx[j], height: by[i + 1] - by[i], width: bx[j + 1] - bx[j]))
-        let y0 = max(0, by[i] - pad)
-        let y1 = min(height, by[i + 1] + pad)
-        let x0 = max(0, bx[j] - pad)
-        let x1 = min(width, bx[j + 1] + pad)
-        regions.append(TileRect(y: y0, x: x0, height: y1 - y0, width: x1 - x0))
       }
     }
-    return HaloTileLayout(height: height, width: width, cores: cores, regions: regions)
+    let plain = HaloTileLayout(height: height, width: width, cores: cores, regions: cores, alignment: alignment)
+    return HaloTileLayout(
+      height: height, width: width, cores: cores, regions: plain.regions(halo: halo), alignment: alignment)
   }
 }
 
@@ -203,16 +199,25 @@ public struct HaloTileLayout: Hashable, Sendable {
 /// runs all tiles to the end and pastes each tile's core into the output.
 public struct TiledGroupNormRunner {
   public var layout: HaloTileLayout
-  public var stages: [TiledStage]
+  public var stages: [GroupNormStage]
   /// Where tile states are kept between passes; nil = recompute from the input each pass. The default
   /// memory store holds every tile's activation (about a canvas of the widest layer): right for small
   /// canvases; for 2048²/4096² decodes use a `FileTileStateStore` or nil to keep memory at tile size.
   public var store: TileStateStore?
+  /// The halo (canvas pixels) the input of each stage needs — the receptive radius of that stage and all
+  /// after it, so non-increasing. A tile is cropped to its core grown by the next stage's halo after every
+  /// stage, so late full-resolution stages (which need a pixel or two) do not compute the early stages'
+  /// wide halo. nil = every stage runs on the layout's regions.
+  public var stageHalos: [Int]?
 
-  public init(layout: HaloTileLayout, stages: [TiledStage], store: TileStateStore? = MemoryTileStateStore()) {
+  public init(
+    layout: HaloTileLayout, stages: [GroupNormStage], store: TileStateStore? = MemoryTileStateStore(),
+    stageHalos: [Int]? = nil
+  ) {
     self.layout = layout
     self.stages = stages
     self.store = store
+    self.stageHalos = stageHalos
   }
 
   private struct StopAtStatistics: Error {}
@@ -224,6 +229,16 @@ public struct TiledGroupNormRunner {
       input.rank == 4 && input.shape[2] == layout.height && input.shape[3] == layout.width, op,
       "input \(input.shape) does not match the \(layout.height)×\(layout.width) tile layout")
     try check(!stages.isEmpty, op, "no stages to run")
+    let regionsAt: [[TileRect]]
+    if let stageHalos {
+      try check(
+        stageHalos.count == stages.count && zip(stageHalos, stageHalos.dropFirst()).allSatisfy { $0 >= $1 }
+          && stageHalos.allSatisfy { $0 >= 0 }, op,
+        "stageHalos must give one non-increasing, non-negative halo per stage (\(stages.count)), got \(stageHalos)")
+      regionsAt = stageHalos.map { layout.regions(halo: $0) }
+    } else {
+      regionsAt = Array(repeating: layout.regions, count: stages.count)
+    }
     try store?.clear()
     defer { try? store?.clear() }
     var pooled: [GroupStatistics] = []
@@ -236,9 +251,9 @@ public struct TiledGroupNormRunner {
       var accumulator: GroupStatistics?
       var stopped = 0
       for t in layout.regions.indices {
-        let region = layout.regions[t]
         let core = layout.cores[t]
-        var (stage, x) = try store?.load(tile: t) ?? (0, cropBCHW(input, region))
+        var (stage, x) = try store?.load(tile: t) ?? (0, cropBCHW(input, regionsAt[0][t]))
+        var region = regionsAt[min(stage, stages.count - 1)][t]
         guard var normIndex = normsBefore[stage] else {
           throw DiffusionError.invalidArgument(op: op, detail: "internal: no GroupNorm count for stage \(stage)")
         }
@@ -262,7 +277,14 @@ public struct TiledGroupNormRunner {
                 op: op, detail: "stage \(stage - 1) made a different number of GroupNorm calls on different tiles")
             }
             normsBefore[stage] = normIndex
-            if stage < stages.count { try store?.save(tile: t, stage: stage, x) }
+            if stage < stages.count {
+              let next = regionsAt[stage][t]
+              if next != region {
+                x = try cropBCHW(x, Self.localRect(next, in: region, extent: (x.shape[2], x.shape[3]), op: op))
+                region = next
+              }
+              try store?.save(tile: t, stage: stage, x)
+            }
           }
         } catch is StopAtStatistics {
           stopped += 1
@@ -403,5 +425,39 @@ public struct TiledGroupNormRunner {
       }
     }
     return out
+  }
+}
+
+extension TiledGroupNormRunner {
+  /// Where a `stageRunner` keeps tile states between passes.
+  public enum StoreKind: Sendable {
+    /// `MemoryTileStateStore`: fastest; holds about one canvas of the widest activation.
+    case memory
+    /// A `FileTileStateStore` in a fresh directory under `directory` (removed afterwards): memory bounded
+    /// by the tile size, the disk holds about one canvas of the widest activation.
+    case file(directory: URL)
+    /// No store: every pass recomputes from the input (no state at all, quadratic in the GroupNorm count).
+    case recompute
+  }
+
+  /// A `TiledStageRunner` (Tensor's Diffusion-free shape, used by Models' `TiledAutoencoder`) with cores of
+  /// at most `tile` input pixels per axis.
+  public static func stageRunner(tile: Int, store: StoreKind = .memory) -> TiledStageRunner {
+    { stages, input, halos, alignment in
+      try check(input.rank == 4, "TiledGroupNormRunner", "input must be [B, C, H, W], got \(input.shape)")
+      let layout = try HaloTileLayout.grid(
+        height: input.shape[2], width: input.shape[3], tile: tile, halo: halos.first ?? 0, alignment: alignment)
+      let tileStore: TileStateStore?
+      var directory: URL?
+      switch store {
+      case .memory: tileStore = MemoryTileStateStore()
+      case .recompute: tileStore = nil
+      case .file(let parent):
+        directory = parent.appendingPathComponent("cogflow-tiles-\(UUID().uuidString)")
+        tileStore = try FileTileStateStore(directory: directory!)
+      }
+      defer { if let directory { try? FileManager.default.removeItem(at: directory) } }
+      return try TiledGroupNormRunner(layout: layout, stages: stages, store: tileStore, stageHalos: halos).run(input)
+    }
   }
 }

@@ -2,23 +2,6 @@ import Foundation
 import ModelIO
 import Tensor
 
-/// The group norm every autoencoder layer calls: `(x [B, C, H, W], groups, weight, bias, eps)` → normalized x.
-/// The same shape as `Ops.groupNorm` and as Diffusion's `GroupNormFunction` (TiledGroupNorm.swift), so a
-/// function from there can be passed as it is (Models does not import Diffusion; Nodes glues the two).
-///
-/// Why it is replaceable: a tiled decode/encode normalizes each tile with statistics pooled over all
-/// tiles, so that tiles agree with the whole-image result. The tiling runner hands each stage (see
-/// `Autoencoder.decoderStages`) a function that records or applies the pooled statistics, identifying the
-/// norms by the order of the calls, which is the same for every input size. The default,
-/// `Autoencoder.standardGroupNorm`, is `Ops.groupNorm`.
-public typealias GroupNormFunction = (
-  _ x: Tensor, _ groups: Int, _ weight: Tensor?, _ bias: Tensor?, _ eps: Float
-) throws -> Tensor
-
-/// A contiguous piece of the encoder or decoder, `[B, C, h, w]` → `[B, C', h', w']`, whose GroupNorms all
-/// go through the given function (the tiling contract of Diffusion's `TiledGroupNormRunner`).
-public typealias AutoencoderStage = (_ x: Tensor, _ groupNorm: @escaping GroupNormFunction) throws -> Tensor
-
 /// The KL autoencoder's hyper-parameters (LDM `ddconfig` + `embed_dim`; official reference §4.1).
 /// Each field has a default (the SDXL VAE's), and decoding fills absent fields with it.
 public struct AutoencoderConfiguration: Codable, Sendable, Hashable {
@@ -157,11 +140,6 @@ public struct Autoencoder: Sendable {
       ? PrefixedTensorSource(checkpoint, stripping: enginePrefix) : checkpoint
   }
 
-  /// `Ops.groupNorm`.
-  public static let standardGroupNorm: GroupNormFunction = { x, groups, weight, bias, eps in
-    try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
-  }
-
   /// Builds the autoencoder and binds its weights (LDM names). Throws `WeightMismatchError` listing every
   /// missing, unexpected and mis-shaped tensor, naming the file.
   public init(
@@ -193,7 +171,7 @@ public struct Autoencoder: Sendable {
   }
 
   /// The posterior of `image` `[B, in_channels, H, W]` (H, W multiples of the downsample factor).
-  public func encode(_ image: Tensor, groupNorm: GroupNormFunction = Autoencoder.standardGroupNorm) throws
+  public func encode(_ image: Tensor, groupNorm: GroupNormFunction = Ops.standardGroupNorm) throws
     -> LatentDistribution
   {
     let f = configuration.downsampleFactor
@@ -219,33 +197,37 @@ public struct Autoencoder: Sendable {
     return LatentDistribution(mean: parts[0], logVariance: Ops.clamp(parts[1], -30, 20))
   }
 
-  /// The encoder as stages for tiling: conv_in, then one stage per ResnetBlock and per downsample, then
-  /// the global tail (middle with its attention over all pixels, norm_out, conv_out, quant_conv), which
-  /// must run untiled. Run in order, they map an image to the moments (`posterior(moments:)`).
-  public func encoderStages() -> [AutoencoderStage] {
+  /// The encoder as stages for tiling: conv_in, one stage per ResnetBlock and per downsample, then the
+  /// middle (block_1, attn_1, block_2 — the attention runs over all pixels, so it is global), then
+  /// norm_out + swish + conv_out + quant_conv. Run in order, they map an image to the moments
+  /// (`posterior(moments:)`). Stages from `encoderMiddleStage` on run at latent resolution.
+  public func encoderStages() -> [GroupNormStage] {
     let e = encoder
-    let chunk = queryChunk
-    var stages: [AutoencoderStage] = [{ x, _ in try e.convIn(x) }]
+    var stages: [GroupNormStage] = [{ x, _ in try e.convIn(x) }]
     for level in e.levels {
       for block in level.blocks { stages.append { x, norm in try block(x, norm: norm) } }
       if let down = level.downsample { stages.append { x, _ in try down(x) } }
     }
+    stages += e.middle.stages(queryChunk: queryChunk)
     let quant = quantConv
-    stages.append { x, norm in try quant(try e.tail(x, norm: norm, queryChunk: chunk)) }
+    stages.append { x, norm in try quant(try e.output(x, norm: norm)) }
     return stages
   }
 
-  /// The decoder as stages for tiling: first the global head (post_quant_conv, conv_in, and the middle
-  /// with its attention over all latent pixels), which must run untiled; then one stage per ResnetBlock
-  /// and per upsampler from the coarsest level; then norm_out + swish + conv_out. Run in order, they equal
-  /// `decode`.
-  public func decoderStages() -> [AutoencoderStage] {
+  /// The index of the first middle stage in `encoderStages()`.
+  public var encoderMiddleStage: Int {
+    1 + encoder.levels.reduce(0) { $0 + $1.blocks.count + ($1.downsample == nil ? 0 : 1) }
+  }
+
+  /// The decoder as stages for tiling: post_quant_conv + conv_in; the middle (block_1, attn_1, block_2 —
+  /// the attention runs over all latent pixels, so it is global); one stage per ResnetBlock and per
+  /// upsampler from the coarsest level; then norm_out + swish + conv_out. Run in order, they equal
+  /// `decode`. The first `decoderMiddleEnd` stages run at latent resolution and contain the attention.
+  public func decoderStages() -> [GroupNormStage] {
     let d = decoder
-    let chunk = queryChunk
     let post = postQuantConv
-    var stages: [AutoencoderStage] = [
-      { z, norm in try d.middle(try d.convIn(try post(z)), norm: norm, queryChunk: chunk) }
-    ]
+    var stages: [GroupNormStage] = [{ z, _ in try d.convIn(try post(z)) }]
+    stages += d.middle.stages(queryChunk: queryChunk)
     for level in d.levels.reversed() {
       for block in level.blocks { stages.append { x, norm in try block(x, norm: norm) } }
       if let up = level.upsample { stages.append { x, _ in try up(try Ops.upsampleNearest2x(x)) } }
@@ -254,8 +236,11 @@ public struct Autoencoder: Sendable {
     return stages
   }
 
+  /// The number of leading `decoderStages()` up to and including the middle.
+  public var decoderMiddleEnd: Int { 1 + (decoder.middle.attention == nil ? 2 : 3) }
+
   /// The image `[B, out_channels, 8·h, 8·w]` (unclamped, ≈[−1, 1]) for an unscaled latent `[B, embed_dim, h, w]`.
-  public func decode(_ latent: Tensor, groupNorm: GroupNormFunction = Autoencoder.standardGroupNorm) throws -> Tensor {
+  public func decode(_ latent: Tensor, groupNorm: GroupNormFunction = Ops.standardGroupNorm) throws -> Tensor {
     guard latent.rank == 4, latent.shape[1] == configuration.embedDim, latent.shape[0] > 0, latent.shape[2] > 0,
       latent.shape[3] > 0
     else {
@@ -268,7 +253,7 @@ public struct Autoencoder: Sendable {
   /// The diffusion model's latent: posterior mean (noise nil) or sample, times `scaleFactor`
   /// (`diffusion.py` `encode_first_stage`).
   public func encodeScaled(
-    _ image: Tensor, noise: Tensor? = nil, groupNorm: GroupNormFunction = Autoencoder.standardGroupNorm
+    _ image: Tensor, noise: Tensor? = nil, groupNorm: GroupNormFunction = Ops.standardGroupNorm
   ) throws -> Tensor {
     let posterior = try encode(image, groupNorm: groupNorm)
     let z = try noise.map { try posterior.sample(noise: $0) } ?? posterior.mean
@@ -277,7 +262,7 @@ public struct Autoencoder: Sendable {
 
   /// The image in [0, 1] for a diffusion latent: z / scaleFactor → decode → clamp((x+1)/2, 0, 1)
   /// (`diffusion.py` `decode_first_stage`, `sample_unet.py` l.194–195).
-  public func decodeScaled(_ latent: Tensor, groupNorm: GroupNormFunction = Autoencoder.standardGroupNorm) throws
+  public func decodeScaled(_ latent: Tensor, groupNorm: GroupNormFunction = Ops.standardGroupNorm) throws
     -> Tensor
   {
     let x = try decode(Ops.affine(latent, scale: 1 / configuration.scaleFactor), groupNorm: groupNorm)

@@ -87,6 +87,16 @@ struct VAEMiddle {
     if let attention { h = try attention(h, norm: norm, queryChunk: queryChunk) }
     return try block2(h, norm: norm)
   }
+
+  /// block_1, attn_1 (when configured), block_2 as separate stages, so that a tiled run keeps the
+  /// attention's output and runs it once per tile.
+  func stages(queryChunk: Int) -> [GroupNormStage] {
+    let (b1, b2) = (block1, block2)
+    var stages: [GroupNormStage] = [{ x, norm in try b1(x, norm: norm) }]
+    if let attention { stages.append { x, norm in try attention(x, norm: norm, queryChunk: queryChunk) } }
+    stages.append { x, norm in try b2(x, norm: norm) }
+    return stages
+  }
 }
 
 /// LDM `Encoder`: conv_in → per level `num_res_blocks` ResnetBlocks and (but the last level) a
@@ -135,8 +145,12 @@ struct VAEEncoder {
 
   /// middle → norm_out → swish → conv_out.
   func tail(_ x: Tensor, norm: GroupNormFunction, queryChunk: Int) throws -> Tensor {
-    var h = try middle(x, norm: norm, queryChunk: queryChunk)
-    h = try normOut(h, using: norm)
+    try output(try middle(x, norm: norm, queryChunk: queryChunk), norm: norm)
+  }
+
+  /// norm_out → swish → conv_out.
+  func output(_ x: Tensor, norm: GroupNormFunction) throws -> Tensor {
+    var h = try normOut(x, using: norm)
     LayerKernels.siluInPlace(&h)
     return try convOut(h)
   }

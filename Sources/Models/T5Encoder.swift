@@ -127,7 +127,7 @@ public struct T5Config: Codable, Sendable, Hashable {
   }
 }
 
-/// Errors of the T5 encoder beyond weight mismatches (`WeightMismatch`).
+/// Errors of the T5 encoder beyond weight mismatches (`WeightMismatchError`).
 public enum T5Error: Error, Equatable, CustomStringConvertible {
   case badConfig(path: String, reason: String)
   case unsupported(String)
@@ -182,8 +182,8 @@ public final class T5Encoder: @unchecked Sendable {
       keys.contains("shared.weight") || !keys.contains("encoder.embed_tokens.weight")
       ? "shared.weight" : "encoder.embed_tokens.weight"
     let tied: Set<String> = ["shared.weight", "encoder.embed_tokens.weight"]
-    try WeightCheck.verify(
-      weights, expected: config.expectedWeights(embeddingKey: embeddingKey),
+    try KeyCheck.verify(
+      expected: config.expectedWeights(embeddingKey: embeddingKey), source: weights,
       model: "T5 encoder (d_model \(config.dModel), \(config.numLayers) layers, \(config.numHeads) heads, "
         + "d_ff \(config.dFF), vocab \(config.vocabSize))",
       ignoring: { tied.contains($0) || $0.hasPrefix("decoder.") || $0.hasPrefix("lm_head.") })

@@ -32,7 +32,7 @@ final class TiledGroupNormTests: XCTestCase {
   }
 
   /// ResnetBlock as in the VAE: norm1 → swish → conv1 → norm2 → swish → conv2, plus the input.
-  static func resBlock(_ c: Int, seed: UInt64) -> TiledStage {
+  static func resBlock(_ c: Int, seed: UInt64) -> GroupNormStage {
     let (n1, c1, n2, c2) = (
       Norm(c, groups: 4, seed: seed), Conv(c, c, seed: seed + 10), Norm(c, groups: 4, seed: seed + 20),
       Conv(c, c, seed: seed + 30)
@@ -45,7 +45,7 @@ final class TiledGroupNormTests: XCTestCase {
 
   /// Decoder-like: conv3×3 → ResnetBlock (2 GroupNorms) → upsample ×2 → conv → GroupNorm → SiLU → conv → 3 channels.
   /// Receptive radius in input pixels: 1 + 2 + ⌈2/2⌉ = 4.
-  static let decoder: [TiledStage] = {
+  static let decoder: [GroupNormStage] = {
     let convIn = Conv(4, 8, seed: 1)
     let up = Conv(8, 8, seed: 2)
     let norm = Norm(8, groups: 4, seed: 3)
@@ -58,7 +58,7 @@ final class TiledGroupNormTests: XCTestCase {
   }()
 
   /// Encoder-like, with the VAE downsample (pad (0,1,0,1), 3×3 stride 2) twice: 3 → 8 → 4 channels at ¼ size.
-  static let encoder: [TiledStage] = {
+  static let encoder: [GroupNormStage] = {
     let convIn = Conv(3, 8, seed: 5)
     let down1 = Conv(8, 8, stride: 2, padding: .vaeDownsample, seed: 6)
     let norm = Norm(8, groups: 2, seed: 7)
@@ -72,8 +72,8 @@ final class TiledGroupNormTests: XCTestCase {
     ]
   }()
 
-  static func untiled(_ stages: [TiledStage], _ x: Tensor) throws -> Tensor {
-    try stages.reduce(x) { try $1($0, plainGroupNorm) }
+  static func untiled(_ stages: [GroupNormStage], _ x: Tensor) throws -> Tensor {
+    try stages.reduce(x) { try $1($0, Ops.standardGroupNorm) }
   }
 
   func relError(_ a: Tensor, _ b: Tensor) -> Float { maxAbsDiff(a.data, b.data) / max(maxAbs(b.data), 1) }
@@ -97,6 +97,25 @@ final class TiledGroupNormTests: XCTestCase {
     }
     XCTAssertEqual(results[0], results[1], "memory and file stores give the same bits")
     XCTAssertEqual(results[0], results[2], "recomputing gives the same bits")
+  }
+
+  /// Per-stage halos: tiles shrink towards their cores as the remaining receptive radius shrinks, with the
+  /// same result; a stage halo below the radius shows, and halos must be one per stage, non-increasing.
+  func testShrinkingStageHalos() throws {
+    let x = pseudoRandom([1, 4, 20, 28], seed: 93, scale: 2)
+    let reference = try Self.untiled(Self.decoder, x)
+    let layout = try HaloTileLayout.grid(height: 20, width: 28, tile: 8, halo: 4)
+    XCTAssertEqual(layout.regions(halo: 4), layout.regions)
+    // Radius from each stage on: 1 + 2 + ⌈2/2⌉ = 4, 2 + 1 = 3, ⌈2/2⌉ = 1.
+    let shrinking = try TiledGroupNormRunner(layout: layout, stages: Self.decoder, stageHalos: [4, 3, 1]).run(x)
+    XCTAssertLessThanOrEqual(relError(shrinking, reference), 2e-6)
+    let recomputed = try TiledGroupNormRunner(layout: layout, stages: Self.decoder, store: nil, stageHalos: [4, 3, 1])
+      .run(x)
+    XCTAssertEqual(recomputed, shrinking)
+    let short = try TiledGroupNormRunner(layout: layout, stages: Self.decoder, stageHalos: [4, 3, 0]).run(x)
+    XCTAssertGreaterThan(relError(short, reference), 1e-3)
+    XCTAssertThrowsError(try TiledGroupNormRunner(layout: layout, stages: Self.decoder, stageHalos: [3, 4, 1]).run(x))
+    XCTAssertThrowsError(try TiledGroupNormRunner(layout: layout, stages: Self.decoder, stageHalos: [4, 1]).run(x))
   }
 
   /// The identities above can fail: a halo below the receptive radius, or per-tile GroupNorm statistics,
@@ -127,7 +146,7 @@ final class TiledGroupNormTests: XCTestCase {
     let reference = try Self.untiled(Self.encoder, x)
     XCTAssertEqual(reference.shape, [1, 4, 8, 10])
     var largest = 0
-    let watched: [TiledStage] = Self.encoder.map { stage in
+    let watched: [GroupNormStage] = Self.encoder.map { stage in
       { x, gn in
         largest = max(largest, x.shape[2] * x.shape[3])
         return try stage(x, gn)
@@ -195,7 +214,7 @@ final class TiledMemoryMeasurement: XCTestCase {
     let up1 = T.Conv(64, 64, seed: 2)
     let norm = T.Norm(64, groups: 32, seed: 3)
     let out = T.Conv(64, 3, seed: 4)
-    let stages: [TiledStage] = [
+    let stages: [GroupNormStage] = [
       { x, _ in try convIn(x) },
       T.resBlock(64, seed: 100),
       { x, gn in try Ops.silu(norm(up1(Ops.upsampleNearest2x(x)), gn)) },

@@ -59,7 +59,7 @@ final class VAETests: XCTestCase {
     try bound.finish(model: "VAE middle 512")
     let expected = try SafetensorsFile(path: unetVAEFixture("vae", "mid512_io.safetensors"))
     let x = try Tensor(shape: [1, 512, 16, 16], data: formulaValues(512 * 256, seed: 90003))
-    let norm = Autoencoder.standardGroupNorm
+    let norm = Ops.standardGroupNorm
     let h1 = try mid.block1(x, norm: norm)
     let h2 = try mid.attention!(h1, norm: norm, queryChunk: 100)
     let h3 = try mid.block2(h2, norm: norm)
@@ -107,11 +107,13 @@ final class VAETests: XCTestCase {
     let f = try io()
     var h = try f.tensor("z")
     let decoderStages = vae.decoderStages()
-    XCTAssertEqual(decoderStages.count, 1 + 2 + 1 + 2 + 1)
-    for stage in decoderStages { h = try stage(h, Autoencoder.standardGroupNorm) }
+    XCTAssertEqual(decoderStages.count, 1 + 3 + 2 + 1 + 2 + 1)
+    XCTAssertEqual(vae.decoderMiddleEnd, 4)
+    XCTAssertEqual(vae.encoderMiddleStage, 1 + 1 + 1 + 1)
+    for stage in decoderStages { h = try stage(h, Ops.standardGroupNorm) }
     XCTAssertEqual(h, try vae.decode(try f.tensor("z")))
     var m = try f.tensor("image")
-    for stage in vae.encoderStages() { m = try stage(m, Autoencoder.standardGroupNorm) }
+    for stage in vae.encoderStages() { m = try stage(m, Ops.standardGroupNorm) }
     let posterior = try vae.posterior(moments: m)
     XCTAssertEqual(posterior.mean, try vae.encode(try f.tensor("image")).mean)
     XCTAssertLessThanOrEqual(relativeL2(posterior.mean, try f.tensor("mean")), 1e-4)
