@@ -18,8 +18,8 @@ struct BenchVAE: ParsableCommand {
       --tile N runs tiled (Models' TiledAutoencoder on Diffusion's TiledGroupNormRunner): cores of N image \
       pixels (N/8 latent pixels for the decoder), GroupNorm statistics pooled over the whole image, tile \
       states in files under $TMPDIR (--tile-store), so memory is bounded by the tile size. The mid attention \
-      runs globally (exact) up to 2048² and per tile above (an approximation; --attention global|per-tile \
-      forces one; the exact one costs 4·(side/8)⁴·512 FLOPs); --compare also runs untiled and prints the largest pixel difference.
+      runs globally (exact; it costs 4·(side/8)⁴·512 FLOPs) unless --attention per-tile (an approximation) or \
+      auto (global up to 2048², per tile above) is given; --compare also runs untiled and prints the largest pixel difference.
       """)
 
   @Flag(help: "Print one JSON object per measured pass instead of a table.") var json = false
@@ -32,8 +32,8 @@ struct BenchVAE: ParsableCommand {
   @Flag(help: "Let every tensor borrow one shared random buffer (compute only; see `bench unet`).")
   var sharedWeights = false
   @Option(help: "Tile side in image pixels (a multiple of 8); 0 = untiled.") var tile: Int = 0
-  @Option(help: "Mid attention when tiled: auto (global up to 2048² images), global (exact) or per-tile (approximate).")
-  var attention: String = TiledAutoencoder.Attention.automatic.rawValue
+  @Option(help: "Mid attention when tiled: global (exact), per-tile (approximate) or auto (global up to 2048² images).")
+  var attention: String = TiledAutoencoder.Attention.global.rawValue
   @Option(help: "Where tiles keep their state between GroupNorm passes: file, memory or recompute.")
   var tileStore: String = "file"
   @Flag(help: "With --tile: also run untiled and print the largest difference (images on the [0, 1] scale).")

@@ -127,11 +127,13 @@ final class TiledAutoencoderTests: XCTestCase {
       XCTAssertLessThanOrEqual(err, 1e-4, "global attention, tile \(tile)")
       print("moderate VAE (ch 32), 32×28 latent, global attention, tile \(tile): max pixel error \(err)")
     }
-    // Automatic: global at this size, so the same bits as `.global`.
-    let automatic = try TiledAutoencoder(vae).decode(z, runner: TiledGroupNormRunner.stageRunner(tile: 11))
+    // Automatic: global at this size, so the same bits as `.global` (the default).
+    let auto = TiledAutoencoder(vae, attention: .automatic)
+    let automatic = try auto.decode(z, runner: TiledGroupNormRunner.stageRunner(tile: 11))
     XCTAssertEqual(automatic, try exact.decode(z, runner: TiledGroupNormRunner.stageRunner(tile: 11)))
-    XCTAssertEqual(TiledAutoencoder(vae).mode(tokens: 256 * 256), .global)
-    XCTAssertEqual(TiledAutoencoder(vae).mode(tokens: 256 * 256 + 1), .perTile)
+    XCTAssertEqual(auto.mode(tokens: 256 * 256), .global)
+    XCTAssertEqual(auto.mode(tokens: 256 * 256 + 1), .perTile)
+    XCTAssertEqual(TiledAutoencoder(vae).mode(tokens: 512 * 512), .global)
     let perTile = TiledAutoencoder(vae, attention: .perTile)
     for tile in [8, 16] {
       let tiled = try perTile.decode(z, runner: TiledGroupNormRunner.stageRunner(tile: tile))
