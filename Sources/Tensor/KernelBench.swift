@@ -140,10 +140,12 @@ public enum KernelBench {
     return rows
   }
 
-  nonisolated(unsafe) static var useCPUTime = false
+  /// Whether `now()` reads process CPU time per thread (`--cpu-time`) instead of the wall clock: with one
+  /// thread on a loaded machine this leaves out the time the process was preempted.
+  nonisolated(unsafe) public static var useCPUTime = false
 
   /// Seconds on the wall clock, or process CPU seconds per thread with `useCPUTime`.
-  static func now() -> Double {
+  public static func now() -> Double {
     if useCPUTime {
       var ts = timespec()
       clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)

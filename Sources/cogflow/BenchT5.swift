@@ -28,7 +28,7 @@ struct BenchT5: ParsableCommand {
       let gflops = flops / seconds / 1e9
       var r: [String: Any] = [
         "name": name, "seconds": seconds, "gflops": gflops, "flops": flops,
-        "peak_rss_bytes": BenchMeasure.peakRSSBytes(), "threads": Parallel.threadCount,
+        "peak_rss_bytes": BenchSupport.peakRSS(), "threads": Parallel.threadCount,
       ]
       r["ratio"] = sgemm.map { gflops / $0 } ?? 1.0
       results.append(r)
@@ -41,13 +41,13 @@ struct BenchT5: ParsableCommand {
           name.padding(toLength: 36, withPad: " ", startingAt: 0)
             + String(
               format: "%9.3f s %9.1f GFLOP/s  ratio %5.2f  peak RSS %6.2f GiB", seconds, gflops,
-              r["ratio"] as? Double ?? 0, Double(BenchMeasure.peakRSSBytes()) / 1_073_741_824))
+              r["ratio"] as? Double ?? 0, Double(BenchSupport.peakRSS()) / 1_073_741_824))
       }
     }
 
-    let sgemm = try BenchMeasure.sgemmRate()
-    report("sgemm 2048³", seconds: sgemm.seconds, flops: sgemm.flops, sgemm: nil)
-    let rate = sgemm.flops / sgemm.seconds / 1e9
+    let rate = try BenchSupport.sgemmRate()
+    let sgemmFlops = 2.0 * 1536 * 1536 * 1536
+    report("sgemm", seconds: sgemmFlops / rate / 1e9, flops: sgemmFlops, sgemm: nil)
 
     var config = T5Config.xxl
     config.numLayers = layers
@@ -114,34 +114,5 @@ enum RandomT5Weights {
     }
     let storage = ByteStorage(borrowing: UnsafeRawPointer(p), byteCount: 2 * n) { p.deallocate() }
     return try StoredTensor(dtype: .bf16, shape: shape, storage: storage)
-  }
-}
-
-/// The measurements every `bench` subcommand reports.
-enum BenchMeasure {
-  /// Peak resident set size of this process so far (Linux `ru_maxrss` is in KiB, macOS in bytes).
-  static func peakRSSBytes() -> Int {
-    var usage = rusage()
-    #if os(Linux)
-      getrusage(RUSAGE_SELF.rawValue, &usage)
-      return Int(usage.ru_maxrss) * 1024
-    #else
-      getrusage(RUSAGE_SELF, &usage)
-      return Int(usage.ru_maxrss)
-    #endif
-  }
-
-  /// Best of 3 float32 GEMMs 2048×2048×2048 through `Ops.matmul`: (seconds, FLOPs).
-  static func sgemmRate(n: Int = 2048) throws -> (seconds: Double, flops: Double) {
-    let a = Tensor(repeating: 0.5, shape: [n, n])
-    let b = Tensor(repeating: 0.25, shape: [n, n])
-    _ = try Ops.matmul(a, b)
-    var best = Double.infinity
-    for _ in 0..<3 {
-      let t0 = Date()
-      _ = try Ops.matmul(a, b)
-      best = min(best, Date().timeIntervalSince(t0))
-    }
-    return (best, 2 * Double(n) * Double(n) * Double(n))
   }
 }

@@ -53,8 +53,8 @@ struct BenchUNet: ParsableCommand {
 
   func run() throws {
     if let threads { Parallel.threadCount = threads }
-    BenchSupport.useCPUTime = cpuTime
-    defer { BenchSupport.useCPUTime = false }
+    KernelBench.useCPUTime = cpuTime
+    defer { KernelBench.useCPUTime = false }
     var config = UNetConfiguration.cogview3Base
     config.modelChannels = modelChannels
     config.transformerDepth = config.transformerDepth.map { min($0, maxDepth) }
@@ -82,9 +82,9 @@ struct BenchUNet: ParsableCommand {
       let t = [Float](repeating: 999, count: batch)
       for pass in 0..<passes {
         unet.flopCounter.reset()
-        let start = BenchSupport.now()
+        let start = KernelBench.now()
         let eps = try unet(x, timesteps: t, context: context, y: y)
-        let seconds = BenchSupport.now() - start
+        let seconds = KernelBench.now() - start
         guard eps.data.allSatisfy(\.isFinite) else {
           throw ValidationError("the UNet produced non-finite values at \(side)²")
         }
@@ -186,20 +186,6 @@ enum BenchSupport {
     }
   }
 
-  /// Whether `now()` reads process CPU time per thread instead of the wall clock (`--cpu-time`): with
-  /// one thread on a loaded machine this leaves out the time the process was preempted.
-  nonisolated(unsafe) static var useCPUTime = false
-
-  /// Seconds, for differences only.
-  static func now() -> Double {
-    if useCPUTime {
-      var ts = timespec()
-      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-      return (Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9) / Double(Parallel.threadCount)
-    }
-    return Date().timeIntervalSinceReferenceDate
-  }
-
   /// The best sgemm rate (GFLOP/s) over a few 1536³ products, the reference for `ratio`.
   static func sgemmRate() throws -> Double {
     let n = 1536
@@ -207,9 +193,9 @@ enum BenchSupport {
     let b = randomTensor([n, n], seed: 2)
     var best = Double.infinity
     for _ in 0..<4 {
-      let start = now()
+      let start = KernelBench.now()
       _ = try Ops.matmul(a, b)
-      best = min(best, now() - start)
+      best = min(best, KernelBench.now() - start)
     }
     return 2 * Double(n * n * n) / best / 1e9
   }
