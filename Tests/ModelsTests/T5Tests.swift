@@ -15,18 +15,6 @@ final class T5Tests: XCTestCase {
     try SafetensorsFile(path: fixtures.appendingPathComponent(path).path)
   }
 
-  static func relativeL2(_ a: Tensor, _ b: Tensor) -> Double {
-    precondition(a.shape == b.shape, "\(a.shape) vs \(b.shape)")
-    var num = 0.0
-    var den = 0.0
-    for i in 0..<a.count {
-      let d = Double(a.data[i]) - Double(b.data[i])
-      num += d * d
-      den += Double(b.data[i]) * Double(b.data[i])
-    }
-    return (num / max(den, 1e-30)).squareRoot()
-  }
-
   static func int64s(_ source: any TensorSource, _ key: String) throws -> [Int] {
     let t = try source.stored(key)
     XCTAssertEqual(t.dtype, .i64)
@@ -61,19 +49,19 @@ final class T5Tests: XCTestCase {
     for i in 0..<3 {
       let input = try expected.tensor("\(dtype).block\(i).in")
       let out = try encoder.block(i, input, bias: bias)
-      let err = Self.relativeL2(out, try expected.tensor("\(dtype).block\(i).out"))
+      let err = relativeL2(out, try expected.tensor("\(dtype).block\(i).out"))
       XCTAssertLessThanOrEqual(err, 1e-5, "\(dtype) block \(i)")
     }
     XCTAssertLessThanOrEqual(
-      Self.relativeL2(try encoder.embed(ids), try expected.tensor("\(dtype).block0.in")), 0, "embedding is a copy")
+      relativeL2(try encoder.embed(ids), try expected.tensor("\(dtype).block0.in")), 0, "embedding is a copy")
     let out = try encoder.encode(ids)
     XCTAssertEqual(out.shape, [2, 150, 64])
-    let err = Self.relativeL2(out, try expected.tensor("\(dtype).last_hidden_state"))
+    let err = relativeL2(out, try expected.tensor("\(dtype).last_hidden_state"))
     XCTAssertLessThanOrEqual(err, 1e-4, "\(dtype) whole encoder")
     // A batch of one gives the same rows as the batch of two.
     let single = try encoder.encode(ids[1])
     XCTAssertLessThanOrEqual(
-      Self.relativeL2(single, try Tensor(shape: [1, 150, 64], data: Array(out.data[(150 * 64)...]))), 1e-6)
+      relativeL2(single, try Tensor(shape: [1, 150, 64], data: Array(out.data[(150 * 64)...]))), 1e-6)
   }
 
   func testSmallEncoderFloat32() throws { try checkSmall("f32") }
@@ -117,9 +105,9 @@ final class T5Tests: XCTestCase {
     let x = try expected.tensor("input")
     XCTAssertEqual(x.shape, [1, 16, 4096])
     let y = try encoder.block(0, x, bias: encoder.positionBias(length: 16))
-    XCTAssertLessThanOrEqual(Self.relativeL2(y, try expected.tensor("block0.out")), 1e-5, "4096-wide block")
+    XCTAssertLessThanOrEqual(relativeL2(y, try expected.tensor("block0.out")), 1e-5, "4096-wide block")
     let z = try encoder.finalNorm(y)
-    XCTAssertLessThanOrEqual(Self.relativeL2(z, try expected.tensor("last_hidden_state")), 1e-5, "final norm")
+    XCTAssertLessThanOrEqual(relativeL2(z, try expected.tensor("last_hidden_state")), 1e-5, "final norm")
   }
 
   func testConfigAndCounts() throws {
@@ -222,7 +210,7 @@ final class T5StreamedLinearTests: XCTestCase {
       for rows in [1, 7, 256, 300, 1000] {
         let y = try T5Encoder.streamedLinear(x, stored, name: "w", blockRows: rows)
         XCTAssertEqual(y.shape, [2, 5, 300])
-        XCTAssertLessThanOrEqual(T5Tests.relativeL2(y, reference), 1e-6, "\(dtype) rows \(rows)")
+        XCTAssertLessThanOrEqual(relativeL2(y, reference), 1e-6, "\(dtype) rows \(rows)")
       }
     }
     XCTAssertThrowsError(try T5Encoder.streamedLinear(x, try StoredTensor(w, as: .bf16), name: "w", blockRows: 0))
