@@ -170,18 +170,23 @@ public struct Autoencoder: Sendable {
     postQuantConv = ConvLayer(s["post_quant_conv"], in: c.embedDim, out: c.zChannels, kernel: 1, padding: .zero)
   }
 
-  /// The posterior of `image` `[B, in_channels, H, W]` (H, W multiples of the downsample factor).
-  public func encode(_ image: Tensor, groupNorm: GroupNormFunction = Ops.standardGroupNorm) throws
-    -> LatentDistribution
-  {
+  /// Throws unless `image` is `[B, in_channels, H, W]` with H and W positive multiples of the downsample factor.
+  func checkImage(_ image: Tensor, op: String) throws {
     let f = configuration.downsampleFactor
     guard image.rank == 4, image.shape[1] == configuration.inChannels, image.shape[0] > 0, image.shape[2] > 0,
       image.shape[3] > 0, image.shape[2] % f == 0, image.shape[3] % f == 0
     else {
       throw TensorError.shapeMismatch(
-        op: "Autoencoder.encode", shapes: [image.shape],
+        op: op, shapes: [image.shape],
         detail: "image must be [B, \(configuration.inChannels), H, W] with H and W positive multiples of \(f)")
     }
+  }
+
+  /// The posterior of `image` `[B, in_channels, H, W]` (H, W multiples of the downsample factor).
+  public func encode(_ image: Tensor, groupNorm: GroupNormFunction = Ops.standardGroupNorm) throws
+    -> LatentDistribution
+  {
+    try checkImage(image, op: "Autoencoder.encode")
     return try posterior(moments: try quantConv(try encoder(image, norm: groupNorm, queryChunk: queryChunk)))
   }
 

@@ -159,13 +159,7 @@ public struct TiledAutoencoder: Sendable {
     let a = autoencoder
     let c = a.configuration
     let f = c.downsampleFactor
-    guard image.rank == 4, image.shape[1] == c.inChannels, image.shape[0] > 0, image.shape[2] > 0,
-      image.shape[3] > 0, image.shape[2] % f == 0, image.shape[3] % f == 0
-    else {
-      throw TensorError.shapeMismatch(
-        op: "TiledAutoencoder.encode", shapes: [image.shape],
-        detail: "image must be [B, \(c.inChannels), H, W] with H and W positive multiples of \(f)")
-    }
+    try a.checkImage(image, op: "TiledAutoencoder.encode")
     try checkHalo(halo, op: "TiledAutoencoder.encode")
     let stages = a.encoderStages()
     if mode(tokens: image.shape[2] * image.shape[3] / (f * f)) == .global && hasAttention {
