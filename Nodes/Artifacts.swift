@@ -24,7 +24,8 @@ public enum Artifacts {
   // MARK: tensors
 
   static func encodeTensor(_ tensor: Tensor, tag: String) throws -> Artifact {
-    let bytes = try SafetensorsWriter.encode([tag == cond ? "context" : tag: StoredTensor(tensor)], metadata: ["cogflow": tag])
+    let bytes = try SafetensorsWriter.encode(
+      [tag == cond ? "context" : tag: StoredTensor(tensor)], metadata: ["cogflow": tag])
     return Artifact(type: tag, bytes: bytes)
   }
 
@@ -65,7 +66,9 @@ public enum Artifacts {
   }
   public static func decodeImage(_ artifact: Artifact) throws -> Tensor {
     let t = try decodeTensor(artifact, tag: image, rank: 4)
-    guard t.shape[1] == 3 else { throw NodeError.badInput(field: nil, "an image must have 3 channels, found \(t.shape)") }
+    guard t.shape[1] == 3 else {
+      throw NodeError.badInput(field: nil, "an image must have 3 channels, found \(t.shape)")
+    }
     return t
   }
 
@@ -94,7 +97,8 @@ public struct TilePlan: Sendable, Hashable {
   public init(tile: Int, overlap: Int) throws {
     guard tile >= 64, tile % 8 == 0, overlap >= 0, overlap % 8 == 0, overlap < tile else {
       throw NodeError.badInput(
-        field: "tile", "a tile plan needs tile ≥ 64 and overlap < tile, both multiples of 8; got tile \(tile), overlap \(overlap)")
+        field: "tile",
+        "a tile plan needs tile ≥ 64 and overlap < tile, both multiples of 8; got tile \(tile), overlap \(overlap)")
     }
     self.tile = tile
     self.overlap = overlap

@@ -18,14 +18,17 @@ public struct BaseSampleNode: ValidatingNodeType {
       doc: "base stage: text context → latent (50 Euler steps, CFG 7.5; distilled: 4 or 8 steps, no CFG)",
       inputs: [
         PortSpec("cond", Artifacts.cond, doc: "the text context"),
-        PortSpec("noise", Artifacts.latent, doc: "unit noise ε [1, 4, H/8, W/8] replacing the seeded draw", optional: true),
+        PortSpec(
+          "noise", Artifacts.latent, doc: "unit noise ε [1, 4, H/8, W/8] replacing the seeded draw", optional: true),
       ],
       outputs: [PortSpec("latent", Artifacts.latent)],
       params: [
         Params.model(ModelKind.unet.rawValue),
         ParamSpec("size", .int, default: .int(512), min: 64, max: 2048, doc: "image side in pixels (multiple of 64)"),
-        ParamSpec("width", .int, default: .int(0), min: 0, max: 2048, doc: "image width for non-square images (0: size)"),
-        ParamSpec("height", .int, default: .int(0), min: 0, max: 2048, doc: "image height for non-square images (0: size)"),
+        ParamSpec(
+          "width", .int, default: .int(0), min: 0, max: 2048, doc: "image width for non-square images (0: size)"),
+        ParamSpec(
+          "height", .int, default: .int(0), min: 0, max: 2048, doc: "image height for non-square images (0: size)"),
         ParamSpec("steps", .int, default: .int(50), min: 1, max: 1000, doc: "Euler steps N (grid of N DDPM timesteps)"),
         Params.cfg, Params.seed,
       ],

@@ -32,16 +32,14 @@ public struct LoadImageNode: ValidatingNodeType {
     if (w > 0 && png.width != w) || (h > 0 && png.height != h) {
       throw NodeError.badInput(
         field: "path",
-        "\(path) is \(png.width)×\(png.height) px, this stage needs \(w > 0 ? String(w) : "any")×\(h > 0 ? String(h) : "any")")
+        "\(path) is \(png.width)×\(png.height) px, this stage needs \(w > 0 ? String(w) : "any")×\(h > 0 ? String(h) : "any")"
+      )
     }
     return png
   }
 
   public func validate(params: NodeParams) -> [String] {
-    do {
-      _ = try Self.read(params)
-      return []
-    } catch { return ["\(error)"] }
+    problems { _ = try Self.read(params) }
   }
 
   public func run(inputs: NodeInputs, params: NodeParams, context: NodeContext) throws -> [String: Artifact] {

@@ -42,10 +42,7 @@ public struct LoadLatentNode: ValidatingNodeType {
   }
 
   public func validate(params: NodeParams) -> [String] {
-    do {
-      _ = try Self.read(params)
-      return []
-    } catch { return ["\(error)"] }
+    problems { _ = try Self.read(params) }
   }
 
   public func run(inputs: NodeInputs, params: NodeParams, context: NodeContext) throws -> [String: Artifact] {

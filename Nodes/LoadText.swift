@@ -12,7 +12,9 @@ public struct LoadTextNode: ValidatingNodeType {
       outputs: [PortSpec("text", Artifacts.text)],
       params: [
         ParamSpec("path", .file, doc: "text file, one prompt per line (relative to the workflow file)"),
-        ParamSpec("line", .int, default: .int(0), min: 0, max: 1_000_000, doc: "which prompt (0-based, counting non-blank lines)"),
+        ParamSpec(
+          "line", .int, default: .int(0), min: 0, max: 1_000_000,
+          doc: "which prompt (0-based, counting non-blank lines)"),
       ],
       resource: .io)
   }
@@ -29,16 +31,14 @@ public struct LoadTextNode: ValidatingNodeType {
       .filter { !$0.isEmpty && !$0.hasPrefix("#") }
     let line = try params.int("line")
     guard line < prompts.count else {
-      throw NodeError.badInput(field: "line", "\(path) has \(prompts.count) prompts, line \(line) does not exist (0-based)")
+      throw NodeError.badInput(
+        field: "line", "\(path) has \(prompts.count) prompts, line \(line) does not exist (0-based)")
     }
     return prompts[line]
   }
 
   public func validate(params: NodeParams) -> [String] {
-    do {
-      _ = try Self.read(params)
-      return []
-    } catch { return ["\(error)"] }
+    problems { _ = try Self.read(params) }
   }
 
   public func run(inputs: NodeInputs, params: NodeParams, context: NodeContext) throws -> [String: Artifact] {

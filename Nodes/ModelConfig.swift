@@ -124,25 +124,33 @@ public enum ModelConfig {
 
   // MARK: loading
 
-  static func loadUNet(_ path: String, field: String) throws -> UNet {
-    let (source, part) = try open(path, kind: .unet, field: field)
-    guard case .unet(let detected) = part.kind else { throw NodeError.model(field: field, path: path, "not a UNet") }
-    let config = unet(detected, settings: try CogFlowModelSettings.read(for: path))
+  /// Opens `path` as `kind`, builds the model from the detected part and the settings file, and names the
+  /// file in any failure.
+  static func load<T>(
+    _ path: String, kind: ModelKind, field: String,
+    build: (any TensorSource, RecognizedPart.Kind, CogFlowModelSettings) throws -> T
+  ) throws -> T {
+    let (source, part) = try open(path, kind: kind, field: field)
+    let settings = try CogFlowModelSettings.read(for: path)
     do {
-      return try UNet(configuration: config, weights: source, name: "UNet at \(path)")
+      return try build(source, part.kind, settings)
     } catch {
-      throw NodeError.model(field: field, path: path, "cannot build the UNet (\(config)): \(error)")
+      throw NodeError.model(field: field, path: path, "cannot build \(kind.rawValue) from it: \(error)")
+    }
+  }
+
+  static func loadUNet(_ path: String, field: String) throws -> UNet {
+    try load(path, kind: .unet, field: field) { source, part, settings in
+      guard case .unet(let detected) = part else { throw NodeError.model(field: field, path: path, "not a UNet") }
+      return try UNet(configuration: unet(detected, settings: settings), weights: source, name: "UNet at \(path)")
     }
   }
 
   static func loadVAE(_ path: String, field: String) throws -> Autoencoder {
-    let (source, part) = try open(path, kind: .vae, field: field)
-    guard case .vae(let detected) = part.kind else { throw NodeError.model(field: field, path: path, "not a VAE") }
-    let config = vae(detected, settings: try CogFlowModelSettings.read(for: path))
-    do {
-      return try Autoencoder(configuration: config, weights: source, name: "VAE at \(path)")
-    } catch {
-      throw NodeError.model(field: field, path: path, "cannot build the autoencoder: \(error)")
+    try load(path, kind: .vae, field: field) { source, part, settings in
+      guard case .vae(let detected) = part else { throw NodeError.model(field: field, path: path, "not a VAE") }
+      return try Autoencoder(
+        configuration: vae(detected, settings: settings), weights: source, name: "VAE at \(path)")
     }
   }
 

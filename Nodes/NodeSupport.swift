@@ -14,18 +14,22 @@ public protocol ValidatingNodeType: NodeType {
 /// A `model` parameter's check as a validation message (none when the file holds the right kind).
 func checkModel(_ params: NodeParams, _ field: String, _ kind: ModelKind) -> [String] {
   guard let model = params.models[field] else { return ["\(field): no model given"] }
+  return problems { try ModelConfig.check(model.path, kind: kind, field: field) }
+}
+
+/// The error `body` throws as a validation message (none when it succeeds).
+func problems(_ body: () throws -> Void) -> [String] {
   do {
-    try ModelConfig.check(model.path, kind: kind, field: field)
+    try body()
     return []
-  } catch {
-    return ["\(error)"]
-  }
+  } catch { return ["\(error)"] }
 }
 
 /// Common parameters.
 enum Params {
   static func model(_ doc: String) -> ParamSpec { ParamSpec("model", .model, doc: doc) }
-  static let seed = ParamSpec("seed", .int, default: .int(0), min: 0, max: Double(UInt32.max), doc: "noise seed (torch.manual_seed)")
+  static let seed = ParamSpec(
+    "seed", .int, default: .int(0), min: 0, max: Double(UInt32.max), doc: "noise seed (torch.manual_seed)")
   static let cfg = ParamSpec(
     "cfg", .float, default: .float(7.5), min: 0, max: 100,
     doc: "classifier-free guidance scale; for a distilled model (w_proj) the guidance scale w it was distilled for")
@@ -66,7 +70,8 @@ struct UNetGuidance {
     guard context.shape.last == width else {
       throw NodeError.badInput(
         field: "input 'cond'",
-        "context is \(context.shape) but this UNet cross-attends to width \(width): encode the text with the matching T5")
+        "context is \(context.shape) but this UNet cross-attends to width \(width): encode the text with the matching T5"
+      )
     }
   }
 }
@@ -102,6 +107,7 @@ func noise(_ inputs: NodeInputs, shape: [Int], seed: Int, draw: Int = 1) throws 
 func checkChannels(_ latent: Tensor, _ channels: Int, port: String) throws {
   guard latent.shape[1] == channels else {
     throw NodeError.badInput(
-      field: "input '\(port)'", "latent has \(latent.shape[1]) channels (\(latent.shape)), this model needs \(channels)")
+      field: "input '\(port)'", "latent has \(latent.shape[1]) channels (\(latent.shape)), this model needs \(channels)"
+    )
   }
 }

@@ -26,7 +26,8 @@ public struct RelaySampleNode: ValidatingNodeType {
       inputs: [
         PortSpec("cond", Artifacts.cond, doc: "the text context"),
         PortSpec("low", Artifacts.latent, doc: "z^L: the encoded, upsampled image of the previous stage"),
-        PortSpec("noise", Artifacts.latent, doc: "unit noise ε (the latent's shape) replacing the seeded draw", optional: true),
+        PortSpec(
+          "noise", Artifacts.latent, doc: "unit noise ε (the latent's shape) replacing the seeded draw", optional: true),
         PortSpec("tiles", Artifacts.tiles, doc: "a tile plan: Mixture-of-Diffusers tiled sampling", optional: true),
       ],
       outputs: [PortSpec("latent", Artifacts.latent)],

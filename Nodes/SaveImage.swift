@@ -57,13 +57,24 @@ public struct SaveImageNode: ValidatingNodeType {
         guard let value = params[key] else {
           throw NodeError.badInput(
             field: "path",
-            "unknown placeholder {\(key)} in \(template); use {name}, {node} or a workflow parameter (\(params.keys.sorted().joined(separator: ", ")))")
+            "unknown placeholder {\(key)} in \(template); use {name}, {node} or a workflow parameter (\(params.keys.sorted().joined(separator: ", ")))"
+          )
         }
         out += value.text
       }
       i = template.index(after: close)
     }
     return out
+  }
+
+  /// The `path` parameter substituted for this run, its folder created.
+  static func outputPath(_ params: NodeParams, _ context: NodeContext) throws -> String {
+    let path = try substitute(
+      try params.string("path"), name: context.provenance.workflowName, node: context.node,
+      params: context.provenance.params)
+    let folder = (path as NSString).deletingLastPathComponent
+    if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+    return path
   }
 
   public func validate(params: NodeParams) -> [String] {
@@ -79,14 +90,10 @@ public struct SaveImageNode: ValidatingNodeType {
 
   public func run(inputs: NodeInputs, params: NodeParams, context: NodeContext) throws -> [String: Artifact] {
     let image = try input(inputs, "image", Artifacts.decodeImage)
-    let path = try Self.substitute(
-      try params.string("path"), name: context.provenance.workflowName, node: context.node,
-      params: context.provenance.params)
+    let path = try Self.outputPath(params, context)
     let quantization: Quantization = try params.string("quantize") == "round" ? .round : .truncate
     let png = try PNGImage(
       tensor: image, quantization: quantization, text: provenanceChunks(context: context, params: params))
-    let folder = (path as NSString).deletingLastPathComponent
-    if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
     do { try png.write(to: path) } catch { throw NodeError.badInput(field: "path", "cannot write \(path): \(error)") }
     context.log("wrote \(path)")
     return [:]

@@ -18,11 +18,7 @@ public struct SaveLatentNode: NodeType {
 
   public func run(inputs: NodeInputs, params: NodeParams, context: NodeContext) throws -> [String: Artifact] {
     let latent = try input(inputs, "latent", Artifacts.decodeLatent)
-    let path = try SaveImageNode.substitute(
-      try params.string("path"), name: context.provenance.workflowName, node: context.node,
-      params: context.provenance.params)
-    let folder = (path as NSString).deletingLastPathComponent
-    if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+    let path = try SaveImageNode.outputPath(params, context)
     try SafetensorsWriter.write(["latent": StoredTensor(latent)], metadata: ["cogflow": "latent"], to: path)
     return [:]
   }

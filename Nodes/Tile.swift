@@ -11,16 +11,15 @@ public struct TileNode: ValidatingNodeType {
       name: "tile", version: 1, doc: "a tile plan for relay-sample, decode and encode-latent",
       outputs: [PortSpec("tiles", Artifacts.tiles)],
       params: [
-        ParamSpec("tile", .int, default: .int(1024), min: 64, max: 8192, doc: "tile side in image pixels (multiple of 8)"),
-        ParamSpec("overlap", .int, default: .int(256), min: 0, max: 8192, doc: "overlap in image pixels (multiple of 8)"),
+        ParamSpec(
+          "tile", .int, default: .int(1024), min: 64, max: 8192, doc: "tile side in image pixels (multiple of 8)"),
+        ParamSpec(
+          "overlap", .int, default: .int(256), min: 0, max: 8192, doc: "overlap in image pixels (multiple of 8)"),
       ])
   }
 
   public func validate(params: NodeParams) -> [String] {
-    do {
-      _ = try TilePlan(tile: try params.int("tile"), overlap: try params.int("overlap"))
-      return []
-    } catch { return ["\(error)"] }
+    problems { _ = try TilePlan(tile: try params.int("tile"), overlap: try params.int("overlap")) }
   }
 
   public func run(inputs: NodeInputs, params: NodeParams, context: NodeContext) throws -> [String: Artifact] {

@@ -70,10 +70,12 @@ public final class WorkflowRunner: @unchecked Sendable {
   /// Output `port` of node `node` (an instance id, e.g. `out` or `out[seed=2]`) after `result`, read from the cache.
   public func output(_ node: String, port: String, of result: RunResult) throws -> Artifact {
     guard let key = result.keys[node] else {
-      throw WorkflowError.usage("node '\(node)' has no result in this run (known: \(result.keys.keys.sorted().joined(separator: ", ")))")
+      throw WorkflowError.usage(
+        "node '\(node)' has no result in this run (known: \(result.keys.keys.sorted().joined(separator: ", ")))")
     }
     guard let cache, let entry = cache.lookup(key), let record = entry.outputs[port] else {
-      throw WorkflowError.usage("output \(node).\(port) is not in the cache (always-run node, or a run without a cache)")
+      throw WorkflowError.usage(
+        "output \(node).\(port) is not in the cache (always-run node, or a run without a cache)")
     }
     return Artifact(type: record.type, bytes: try cache.getObject(record))
   }

@@ -26,7 +26,8 @@ final class WorkflowRunTests: XCTestCase {
     let env = CLI.environment(cache: dir + "/cache")
     let first = try CLI.run(args, env: env, cwd: dir)
     XCTAssertEqual(first.status, 0, first.stderr)
-    XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/relay-1024-0.png"), "relative to the current folder")
+    XCTAssertTrue(
+      FileManager.default.fileExists(atPath: dir + "/out/relay-1024-0.png"), "relative to the current folder")
 
     let again = try CLI.run(args + ["--events", "-"], env: env, cwd: dir)
     XCTAssertEqual(again.status, 0, again.stderr)
@@ -43,7 +44,8 @@ final class WorkflowRunTests: XCTestCase {
     include: \(Self.root.appendingPathComponent("Workflows/base-512.yaml").path)
     models: { base: cogview3-base-3b-vae/sdxl_vae.safetensors }
     """.write(toFile: file, atomically: true, encoding: .utf8)
-    let result = try CLI.run(["validate", file, "--models", Self.tiny], env: CLI.environment(cache: dir + "/c"), cwd: dir)
+    let result = try CLI.run(
+      ["validate", file, "--models", Self.tiny], env: CLI.environment(cache: dir + "/c"), cwd: dir)
     XCTAssertEqual(result.status, 2)
     XCTAssertTrue(result.stderr.contains("node 'base' (base-sample): model"), result.stderr)
     XCTAssertTrue(result.stderr.contains("expected a CogView3 UNet"), result.stderr)

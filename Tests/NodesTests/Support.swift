@@ -16,7 +16,8 @@ enum Paths {
   /// The tiny model set (Tests/Fixtures/tiny-cogview3), or a skip saying why the test cannot run.
   static func tinyModels() throws -> String {
     guard FileManager.default.fileExists(atPath: tiny.appendingPathComponent("cogview3-base/latest").path) else {
-      throw XCTSkip("the tiny model set Tests/Fixtures/tiny-cogview3 is not present (made by Tests/tools/make_tiny_cogview3.py)")
+      throw XCTSkip(
+        "the tiny model set Tests/Fixtures/tiny-cogview3 is not present (made by Tests/tools/make_tiny_cogview3.py)")
     }
     return tiny.path
   }

@@ -23,7 +23,9 @@ final class WorkflowsTests: XCTestCase {
 
   func testEveryWorkflowValidates() throws {
     let models = try Paths.tinyModels()
-    let files = try FileManager.default.contentsOfDirectory(atPath: Paths.workflows.path).filter { $0.hasSuffix(".yaml") }
+    let files = try FileManager.default.contentsOfDirectory(atPath: Paths.workflows.path).filter {
+      $0.hasSuffix(".yaml")
+    }
     XCTAssertEqual(
       files.sorted(),
       ["base-512.yaml", "batch.yaml", "distilled-4+1.yaml", "distilled-8+2.yaml", "relay-1024.yaml", "relay-2048.yaml"])
@@ -106,7 +108,8 @@ final class WorkflowsTests: XCTestCase {
     XCTAssertTrue(result.succeeded, "\(result.errors)")
     XCTAssertEqual(
       try runner.output("relay_tiled", port: "latent", of: result).bytes,
-      try runner.output("relay", port: "latent", of: result).bytes, "one tile must equal the untiled sampler bit for bit")
+      try runner.output("relay", port: "latent", of: result).bytes,
+      "one tile must equal the untiled sampler bit for bit")
     let tiled = try Artifacts.decodeImage(try runner.output("image_tiled", port: "image", of: result))
     let whole = try Artifacts.decodeImage(try runner.output("image_float", port: "image", of: result))
     let worst = zip(tiled.data, whole.data).map { abs($0 - $1) }.max() ?? 1
@@ -118,7 +121,8 @@ final class WorkflowsTests: XCTestCase {
     let cache = try DiskCache(root: dir.appendingPathComponent("cache"))
     var options = EngineOptions()
     let token = options.cancellation
-    let cancelled = try runner("relay-1024.yaml", Self.small, cache: cache, output: dir).run(options: options) { event in
+    let cancelled = try runner("relay-1024.yaml", Self.small, cache: cache, output: dir).run(options: options) {
+      event in
       if event.kind == .progress && event.node == "relay" { token.cancel() }
     }
     XCTAssertTrue(cancelled.cancelled)
