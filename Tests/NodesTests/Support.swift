@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import XCTest
 
 @testable import Nodes
@@ -52,4 +53,43 @@ final class EventLog: @unchecked Sendable {
 extension RunResult {
   /// Node ids with outcome `outcome`, sorted.
   func nodes(_ outcome: NodeOutcome) -> [String] { outcomes.filter { $0.value == outcome }.map(\.key).sorted() }
+}
+
+/// Runs one node type directly, its parameters' defaults filled in, with models from the tiny set.
+enum NodeHarness {
+  static let vae = "cogview3-base-3b-vae/sdxl_vae.safetensors"
+
+  static func model(_ relative: String) throws -> ResolvedModel {
+    let path = try Paths.tinyModels() + "/" + relative
+    return ResolvedModel(name: relative, path: path, files: [path])
+  }
+
+  static func run(
+    _ type: any NodeType, _ inputs: [String: Artifact] = [:], _ values: [String: Value] = [:],
+    model: String? = nil, files: [String: String] = [:], cancellation: CancellationToken = CancellationToken()
+  ) throws -> [String: Artifact] {
+    var params: [String: Value] = [:]
+    for spec in type.spec.params { params[spec.name] = spec.defaultValue }
+    params.merge(values) { $1 }
+    let models = try model.map { ["model": try Self.model($0)] } ?? [:]
+    let context = NodeContext(node: "n", type: type.spec.name, key: "k", cancellation: cancellation)
+    return try type.run(
+      inputs: NodeInputs(inputs, node: "n"), params: NodeParams(params, models: models, files: files),
+      context: context)
+  }
+
+  /// The text context of `prompt` from the tiny T5.
+  static func cond(_ prompt: String = "a red fox") throws -> Artifact {
+    let out = try run(
+      TextEncodeNode(pool: ModelPool()), ["text": Artifact(text: prompt)], model: "t5-v1_1-xxl")
+    return try XCTUnwrap(out["cond"])
+  }
+
+  /// Draw `draw` (1-based) of `torch.manual_seed(seed); torch.randn(shape)`, as a latent artifact.
+  static func noise(seed: UInt64, shape: [Int], draw: Int = 1) throws -> Artifact {
+    var g = TorchGenerator(seed: seed)
+    var t = g.randn(shape)
+    for _ in 1..<draw { t = g.randn(shape) }
+    return try Artifacts.encodeLatent(t)
+  }
 }
