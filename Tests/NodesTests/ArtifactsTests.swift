@@ -1,4 +1,5 @@
 import Foundation
+import ModelIO
 import Tensor
 import XCTest
 
@@ -18,6 +19,15 @@ final class ArtifactsTests: XCTestCase {
     XCTAssertEqual(try Artifacts.decodeLatent(a), z)
     XCTAssertEqual(try Artifacts.encodeLatent(z).bytes, a.bytes, "equal tensors must give equal bytes")
     XCTAssertNotEqual(try Artifacts.encodeLatent(random([1, 4, 6, 10], seed: 2)).bytes, a.bytes)
+  }
+
+  func testTensorArtifactsAreSafetensorsFiles() throws {
+    let z = random([1, 4, 3, 2], seed: 6)
+    let a = try Artifacts.encodeLatent(z)
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("cogflow-\(UUID().uuidString).safetensors")
+    defer { try? FileManager.default.removeItem(at: path) }
+    try SafetensorsWriter.write(["latent": StoredTensor(z)], metadata: ["cogflow": "latent"], to: path.path)
+    XCTAssertEqual(try Data(contentsOf: path), a.bytes, "the same bytes as a safetensors file (inspectable)")
   }
 
   func testCondRoundTrip() throws {
