@@ -62,6 +62,12 @@ public struct RelaySampleNode: ValidatingNodeType {
 
     let denoise: Denoiser
     if let tiles {
+      let multiple = unet.configuration.sizeMultiple
+      guard tiles.latentTile % multiple == 0 else {
+        throw NodeError.badInput(
+          field: "input 'tiles'", "tile \(tiles.tile) px is not a multiple of \(8 * multiple) px, which this UNet needs"
+        )
+      }
       let layout = try TileLayout.grid(
         height: low.shape[2], width: low.shape[3], tileHeight: tiles.latentTile, tileWidth: tiles.latentTile,
         overlap: tiles.latentOverlap)
