@@ -7,12 +7,11 @@ import XCTest
 final class RegistryTests: XCTestCase {
   func testEveryNodeTypeIsRegisteredWithASoundSpec() {
     let registry = builtinRegistry()
-    XCTAssertEqual(
-      registry.names,
-      [
-        "base-sample", "decode", "encode-latent", "load-image", "load-latent", "load-text", "relay-sample",
-        "save-image", "save-latent", "text-encode", "tile", "upsample",
-      ])
+    let cogview3: Set = [
+      "base-sample", "decode", "encode-latent", "load-image", "load-latent", "load-text", "relay-sample",
+      "save-image", "save-latent", "text-encode", "tile", "upsample",
+    ]
+    XCTAssertTrue(cogview3.isSubset(of: registry.names), "missing: \(cogview3.subtracting(registry.names).sorted())")
     for name in registry.names {
       XCTAssertEqual(registry[name]?.spec.problems() ?? ["missing"], [], name)
     }

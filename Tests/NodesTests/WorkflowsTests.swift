@@ -26,9 +26,10 @@ final class WorkflowsTests: XCTestCase {
     let files = try FileManager.default.contentsOfDirectory(atPath: Paths.workflows.path).filter {
       $0.hasSuffix(".yaml")
     }
-    XCTAssertEqual(
-      files.sorted(),
-      ["base-512.yaml", "batch.yaml", "distilled-4+1.yaml", "distilled-8+2.yaml", "relay-1024.yaml", "relay-2048.yaml"])
+    let core: Set = [
+      "base-512.yaml", "batch.yaml", "distilled-4+1.yaml", "distilled-8+2.yaml", "relay-1024.yaml", "relay-2048.yaml",
+    ]
+    XCTAssertTrue(core.isSubset(of: files), "missing: \(core.subtracting(files).sorted())")
     for file in files {
       XCTAssertNoThrow(try WorkflowRunner(path: Paths.workflow(file), modelsDirectory: models), file)
     }
