@@ -162,14 +162,30 @@ public struct RunRecord: Codable, Sendable {
     cache.root.appendingPathComponent("runs/\(workflowID)")
   }
 
-  /// Writes the record; a failure to write is returned (the run itself already succeeded or not).
+  /// Records kept per (workflow, shard): the newest few tell `report` and `status` enough, and a workflow rerun
+  /// every day must not grow the folder without bound.
+  public static let keptPerShard = 5
+
+  /// Writes the record, then removes all but the newest `keptPerShard` of the same shard.
   public func write(to cache: DiskCache) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     let data = try encoder.encode(self)
-    let name =
-      "\(shard.replacingOccurrences(of: "/", with: "-of-"))-\(Int(started * 1000))-\(ProcessInfo.processInfo.processIdentifier).json"
-    try cache.atomicWrite(data, to: Self.folder(cache, workflowID: workflowID).appendingPathComponent(name).path)
+    let prefix = shard.replacingOccurrences(of: "/", with: "-of-") + "-"
+    let pid = ProcessInfo.processInfo.processIdentifier
+    let folder = Self.folder(cache, workflowID: workflowID)
+    try cache.atomicWrite(data, to: folder.appendingPathComponent("\(prefix)\(Int(started * 1000))-\(pid).json").path)
+    // Names are "<shard>-<ms>-<pid>.json": the newest have the largest ms.
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter {
+      $0.hasPrefix(prefix) && $0.hasSuffix(".json") && Int($0.dropFirst(prefix.count).prefix { $0.isNumber }) != nil
+    }
+    let newestFirst = names.sorted {
+      Int($0.dropFirst(prefix.count).prefix { $0.isNumber }) ?? 0 > Int(
+        $1.dropFirst(prefix.count).prefix { $0.isNumber }) ?? 0
+    }
+    for name in newestFirst.dropFirst(Self.keptPerShard) {
+      try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+    }
   }
 
   /// Every record of the workflow, oldest first.

@@ -25,7 +25,8 @@ extension ToyNodes {
     let log = try params.string("log")
     if !log.isEmpty { try appendLine("\(context.node) \(context.key)", to: log) }
     let size = try params.int("size")
-    var state = UInt64(bitPattern: Int64(try intValue(inputs["a"]))) &* 0x9E37_79B9_7F4A_7C15
+    var state =
+      UInt64(bitPattern: Int64(try intValue(inputs["a"]))) &* 0x9E37_79B9_7F4A_7C15
       ^ UInt64(bitPattern: Int64(try params.int("seed")))
     var pixels = [UInt8](repeating: 0, count: size * size * 3)
     let base = (UInt8(truncatingIfNeeded: state >> 8), UInt8(truncatingIfNeeded: state >> 24))
@@ -69,7 +70,9 @@ enum StoredPNG {
     return Data(png)
   }
 
-  static func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
+  static func bigEndian(_ v: UInt32) -> [UInt8] {
+    [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]
+  }
 
   static func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
     let typed = Array(type.utf8) + body

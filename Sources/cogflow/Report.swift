@@ -86,7 +86,8 @@ struct BatchReport {
           guard let bytes = try? cache.getObject(record), bytes.starts(with: Self.pngSignature) else { continue }
           pngs[record.digest] = bytes
           images.append(
-            Image(node: "\(item.node).\(port)", bindings: node.bindings, file: "images/\(record.digest).png",
+            Image(
+              node: "\(item.node).\(port)", bindings: node.bindings, file: "images/\(record.digest).png",
               digest: record.digest))
         }
       } else if node.spec.cachePolicy == .alwaysRun, let last, last.outcome == NodeOutcome.ran.rawValue {
@@ -118,7 +119,8 @@ struct BatchReport {
     let final = URL(fileURLWithPath: folder).standardizedFileURL
     let parent = final.deletingLastPathComponent()
     try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-    let staging = parent.appendingPathComponent(".\(final.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+    let staging = parent.appendingPathComponent(
+      ".\(final.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
     try? fm.removeItem(at: staging)
     try fm.createDirectory(at: staging.appendingPathComponent("images"), withIntermediateDirectories: true)
     do {
@@ -127,7 +129,8 @@ struct BatchReport {
       }
       try Data(html().utf8).write(to: staging.appendingPathComponent("index.html"))
       // Swap in place: the old report (if any) is moved aside, then removed.
-      let old = parent.appendingPathComponent(".\(final.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
+      let old = parent.appendingPathComponent(
+        ".\(final.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
       if fm.fileExists(atPath: final.path) { try fm.moveItem(at: final, to: old) }
       try fm.moveItem(at: staging, to: final)
       try? fm.removeItem(at: old)
@@ -172,10 +175,12 @@ struct BatchReport {
         let cell = images.filter { image in
           (rowVar.map { value(image, $0) } ?? "") == r && columnKey(image) == c
         }
-        grid += "<td>" + cell.map { image in
-          "<a href=\"\(image.file)\"><img class=\"thumb\" src=\"\(image.file)\" alt=\"\(esc(image.node))\""
-            + " title=\"\(esc(image.node))\"></a>"
-        }.joined() + "</td>"
+        grid +=
+          "<td>"
+          + cell.map { image in
+            "<a href=\"\(image.file)\"><img class=\"thumb\" src=\"\(image.file)\" alt=\"\(esc(image.node))\""
+              + " title=\"\(esc(image.node))\"></a>"
+          }.joined() + "</td>"
       }
       grid += "</tr>\n"
     }

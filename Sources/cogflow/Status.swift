@@ -11,7 +11,8 @@ struct StatusCommand: ParsableCommand {
       The failed workflow nodes come from the run records that each shard leaves in the cache (--cache).
       """)
   @Argument(help: "The array job id that `cogflow submit slurm` printed.") var jobID: String
-  @Option(help: "Cache folder the shards used (default: $COGFLOW_CACHE, else the user cache folder).") var cache: String?
+  @Option(help: "Cache folder the shards used (default: $COGFLOW_CACHE, else the user cache folder).") var cache:
+    String?
 
   struct Task {
     var index: String

@@ -62,8 +62,10 @@ func shellQuote(_ text: String) -> String { "'" + text.replacingOccurrences(of: 
 
 /// The absolute form of a path given on the command line.
 func absolutePath(_ path: String) -> String {
-  URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true))
-    .standardizedFileURL.path
+  URL(
+    fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
+  )
+  .standardizedFileURL.path
 }
 
 /// A program on $PATH, or nil.
@@ -121,7 +123,8 @@ struct ShardedBatch {
     units = Sharding.units(of: workflow, count: shards).count
     if units < shards {
       WorkflowCLI.printError(
-        "note: the workflow has \(units) instance\(units == 1 ? "" : "s"); shards \(units)...\(shards - 1) will be empty")
+        "note: the workflow has \(units) instance\(units == 1 ? "" : "s"); shards \(units)...\(shards - 1) will be empty"
+      )
     }
   }
 
@@ -129,7 +132,9 @@ struct ShardedBatch {
   var setArguments: [String] { file.sets.flatMap { ["--set", $0] } }
 
   var safeName: String {
-    let lowered = workflow.name.lowercased().map { ($0.isLetter && $0.isASCII) || ($0.isNumber && $0.isASCII) ? $0 : "-" }
+    let lowered = workflow.name.lowercased().map {
+      ($0.isLetter && $0.isASCII) || ($0.isNumber && $0.isASCII) ? $0 : "-"
+    }
     let trimmed = String(lowered).split(separator: "-").joined(separator: "-")
     return String((trimmed.isEmpty ? "batch" : trimmed).prefix(40))
   }
@@ -211,7 +216,9 @@ struct SubmitSlurm: ParsableCommand {
     arrayLines += header
     if let cpusPerTask { arrayLines.append("#SBATCH --cpus-per-task=\(cpusPerTask)") }
     if let mem { arrayLines.append("#SBATCH --mem=\(mem)") }
-    arrayLines += ["# One shard of \(batch.units) instances in \(shards) shards; written by cogflow submit slurm.", "set -eu"]
+    arrayLines += [
+      "# One shard of \(batch.units) instances in \(shards) shards; written by cogflow submit slurm.", "set -eu",
+    ]
     arrayLines += environment + ["export COGFLOW_SHARD_COUNT=\(shards)", "cd \(shellQuote(folder))"]
     arrayLines.append("exec \(shellQuote(binary)) run \(shellQuote(workflowPath)) --shard auto --quiet \(sets)")
 
@@ -373,7 +380,8 @@ struct SubmitK8s: ParsableCommand {
     func metadata(_ objectName: String) -> YAMLOut {
       var pairs: [(String, YAMLOut)] = [("name", .string(objectName))]
       if let namespace { pairs.append(("namespace", .string(namespace))) }
-      pairs.append(("labels", .map([("app.kubernetes.io/name", .string("cogflow")), ("cogflow/batch", .string(name))])))
+      pairs.append(
+        ("labels", .map([("app.kubernetes.io/name", .string("cogflow")), ("cogflow/batch", .string(name))])))
       return .map(pairs)
     }
     var env: [YAMLOut] = [.map([("name", .string("COGFLOW_CACHE")), ("value", .string("/cache"))])]

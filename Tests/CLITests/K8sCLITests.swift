@@ -38,7 +38,8 @@ final class K8sCLITests: XCTestCase {
     let env = CLI.environment(cache: scratch.cache)
     let out = try CLI.run(
       [
-        "submit", "k8s", workflow, "--shards", "3", "--image", "registry.example/cogflow:0.1", "--cache-pvc", "cogflow-cache",
+        "submit", "k8s", workflow, "--shards", "3", "--image", "registry.example/cogflow:0.1", "--cache-pvc",
+        "cogflow-cache",
         "--models-pvc", "cogview3-models", "--namespace", "batch", "--parallelism", "2", "--set", "tag=\"quoted\"",
         "--out", "k8s",
       ], env: env, cwd: scratch.path)
@@ -84,13 +85,16 @@ final class K8sCLITests: XCTestCase {
     for (args, message) in [
       (["--shards", "0", "--image", "i", "--cache-pvc", "c"], "--shards must be 1"),
       (["--shards", "2", "--image", "", "--cache-pvc", "c"], "--image must be one non-empty line"),
-      (["--shards", "2", "--image", "i", "--cache-pvc", "c", "--parallelism", "0"], "--parallelism must be at least 1"),
+      (
+        ["--shards", "2", "--image", "i", "--cache-pvc", "c", "--parallelism", "0"], "--parallelism must be at least 1"
+      ),
     ] {
       let out = try CLI.run(["submit", "k8s", workflow] + args, env: env, cwd: scratch.path)
       XCTAssertEqual(out.status, 2, "\(args)")
       XCTAssertTrue(out.stderr.contains(message), "\(args): \(out.stderr)")
     }
-    let missing = try CLI.run(["submit", "k8s", "nope.yaml", "--shards", "2", "--image", "i", "--cache-pvc", "c"], env: env, cwd: scratch.path)
+    let missing = try CLI.run(
+      ["submit", "k8s", "nope.yaml", "--shards", "2", "--image", "i", "--cache-pvc", "c"], env: env, cwd: scratch.path)
     XCTAssertEqual(missing.status, 2)
   }
 }

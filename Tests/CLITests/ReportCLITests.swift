@@ -110,9 +110,12 @@ final class ReportCLITests: XCTestCase {
     XCTAssertEqual(run.status, 1)
     let report = try CLI.run(["report", workflow, "--out", "rep"], env: env, cwd: scratch.path)
     XCTAssertEqual(report.status, 0, report.stderr)
-    XCTAssertTrue(report.stdout.contains("6 images, 16 nodes (12 computed, 0 cached, 2 failed, 2 missing)"), report.stdout)
+    XCTAssertTrue(
+      report.stdout.contains("6 images, 16 nodes (12 computed, 0 cached, 2 failed, 2 missing)"), report.stdout)
     let html = scratch.read("rep/index.html")
-    XCTAssertTrue(html.contains("<li><b>bad[prompt=#0]</b>: node &#39;bad[prompt=#0]&#39; (toy.fail) failed: the bad branch</li>"), html)
+    XCTAssertTrue(
+      html.contains("<li><b>bad[prompt=#0]</b>: node &#39;bad[prompt=#0]&#39; (toy.fail) failed: the bad branch</li>"),
+      html)
     XCTAssertEqual(html.components(separatedBy: "<tr class=\"missing\">").count - 1, 2)
 
     // Another cache filled by a run the records do not know of: everything "cached", nothing "computed".

@@ -119,7 +119,8 @@ final class ShardCLITests: XCTestCase {
     let empty = try CLI.run(["run", workflow, "--shard", "7/8", "--quiet"], env: env, cwd: scratch.path)
     XCTAssertEqual(empty.status, 0, empty.stderr)
     XCTAssertTrue(
-      empty.stderr.contains("shard 7/8 is empty: the workflow has 6 instances for 8 shards; nothing to do"), empty.stderr)
+      empty.stderr.contains("shard 7/8 is empty: the workflow has 6 instances for 8 shards; nothing to do"),
+      empty.stderr)
     XCTAssertTrue(ToyBatch.keys(scratch.cache).isEmpty)
     var images = 0
     for index in 0..<8 {

@@ -96,7 +96,8 @@ final class SlurmCLITests: XCTestCase {
     let scratch = Scratch()
     let bin = scratch.path + "/bin"
     try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-    try FileManager.default.createSymbolicLink(atPath: bin + "/dirname", withDestinationPath: try XCTUnwrap(Self.tool("dirname")))
+    try FileManager.default.createSymbolicLink(
+      atPath: bin + "/dirname", withDestinationPath: try XCTUnwrap(Self.tool("dirname")))
     func check() throws -> String {
       let process = Process()
       process.executableURL = URL(fileURLWithPath: "/bin/bash")
@@ -112,7 +113,8 @@ final class SlurmCLITests: XCTestCase {
     }
     XCTAssertTrue(try check().contains("ci: apt: would install slurm-wlm munge chromium"))
     for tool in ["sbatch", "slurmctld", "slurmd", "munged", "chromium"] {
-      FileManager.default.createFile(atPath: bin + "/" + tool, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
+      FileManager.default.createFile(
+        atPath: bin + "/" + tool, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
     }
     XCTAssertTrue(try check().contains("ci: apt: nothing to install\n"))
   }
@@ -136,7 +138,8 @@ final class SlurmCLITests: XCTestCase {
   /// scancel mid-run and resubmitted with --only-failed, which recomputes nothing that finished.
   func testRealSlurmArrayGatherKillAndResume() throws {
     guard Self.slurmUp else {
-      throw XCTSkip("no idle Slurm node: run `bash scripts/slurm-up.sh` as root (apt-get install slurm-wlm munge) first")
+      throw XCTSkip(
+        "no idle Slurm node: run `bash scripts/slurm-up.sh` as root (apt-get install slurm-wlm munge) first")
     }
     let scratch = Scratch()
     let workflow = scratch.write("batch.yaml", ToyBatch.text)
@@ -154,13 +157,15 @@ final class SlurmCLITests: XCTestCase {
     let submit = try CLI.run(["submit", "slurm", workflow, "--set", "ms=300"] + common, env: env, cwd: scratch.path)
     XCTAssertEqual(submit.status, 0, submit.stderr)
     let ids = try XCTUnwrap(Self.jobIDs(submit.stdout), submit.stdout)
-    XCTAssertTrue(Self.waitForJobs([ids.array, ids.gather]), "jobs did not finish; squeue: \(Self.slurm("squeue", []))")
+    XCTAssertTrue(
+      Self.waitForJobs([ids.array, ids.gather]), "jobs did not finish; squeue: \(Self.slurm("squeue", []))")
     let lines = scratch.lines("computed.log")
     XCTAssertEqual(lines.count, 8, "every instance exactly once: \(lines)")
     XCTAssertEqual(Set(lines).count, 8, "a computation ran twice: \(lines)")
     let status = try CLI.run(["status", ids.array], env: env, cwd: scratch.path)
     XCTAssertEqual(status.status, 0, status.stderr)
-    XCTAssertTrue(status.stdout.hasPrefix("job \(ids.array): 3 shard tasks: 3 done, 0 running, 0 pending, 0 failed"), status.stdout)
+    XCTAssertTrue(
+      status.stdout.hasPrefix("job \(ids.array): 3 shard tasks: 3 done, 0 running, 0 pending, 0 failed"), status.stdout)
 
     // Byte for byte what one machine computes.
     let single = scratch.path + "/single"
@@ -216,7 +221,8 @@ final class SlurmCLITests: XCTestCase {
     XCTAssertEqual(after.count, 8, "\(after)")
     XCTAssertEqual(after.count - beforeResume.count, 1, "only the interrupted image is computed: \(after)")
     let done = try CLI.run(
-      ["submit", "slurm", workflow, "--set", "ms=1500", "--only-failed"] + common.dropLast(2) + args, env: env, cwd: scratch.path)
+      ["submit", "slurm", workflow, "--set", "ms=1500", "--only-failed"] + common.dropLast(2) + args, env: env,
+      cwd: scratch.path)
     XCTAssertTrue(done.stdout.contains("every shard of toy-batch is complete"), done.stdout)
     let final = scratch.read("jobs/report-toy-batch/index.html")
     XCTAssertTrue(final.contains("data-images=\"6\"") && final.contains("data-failed=\"0\""), final)

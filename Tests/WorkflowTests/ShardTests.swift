@@ -6,9 +6,10 @@ import XCTest
 /// `--shard I/N`: parsing, and the partition of a batch's instances (Sources/Workflow/Shard.swift).
 final class ShardTests: XCTestCase {
   /// prompt × seed with a per-prompt upstream chain (shared by that prompt's seeds) and a per-instance image.
-  static func batch(prompts: String = "[\"a red fox\", \"a lighthouse\", \"rain\"]", seeds: String = "[1, 2, 3, 4]",
-    extraParams: String = "") -> String
-  {
+  static func batch(
+    prompts: String = "[\"a red fox\", \"a lighthouse\", \"rain\"]", seeds: String = "[1, 2, 3, 4]",
+    extraParams: String = ""
+  ) -> String {
     """
     cogflow: 1
     name: shard-batch
@@ -155,6 +156,14 @@ final class ShardTests: XCTestCase {
     // The whole batch afterwards: everything cached.
     let whole = runEngine(workflow, cache: cache)
     XCTAssertEqual(whole.count(.cached), 18)
+    // Reruns keep only the newest records per shard; other shards' records stay.
+    for attempt in 0..<7 {
+      let started = Date(timeIntervalSince1970: 2_000_000_000 + Double(attempt))
+      try RunRecord(workflow: workflow, shard: nil, result: whole, started: started, environment: [:]).write(to: cache)
+    }
+    let kept = RunRecord.all(in: cache, workflowID: RunRecord.workflowID(workflow))
+    XCTAssertEqual(kept.filter { $0.shard == "all" }.map(\.started), (2...6).map { 2_000_000_000 + Double($0) })
+    XCTAssertEqual(kept.filter { $0.shard != "all" }.count, 3)
   }
 
   /// The toy PNG is a valid PNG: the signature, an IHDR with the size, CRCs that check out.
