@@ -17,6 +17,12 @@ if [ -f "$conf" ] && ! grep -qF "$marker" "$conf"; then
   exit 1
 fi
 
+if [ -f "$conf" ] && [ -f "$state/slurmctld.pid" ] && kill -0 "$(cat "$state/slurmctld.pid")" 2>/dev/null \
+  && sinfo -h -N -o '%t' 2>/dev/null | grep -qx 'idle'; then
+  echo "slurm-up: already up (state in $state)"
+  exit 0
+fi
+
 mkdir -p "$state/ctld" "$state/d" "$state/munge"
 host=$(hostname -s)
 cpus=$(nproc)

@@ -197,7 +197,7 @@ struct SubmitSlurm: ParsableCommand {
     }
     let folder = absolutePath(dir)
     let name = batch.safeName
-    let binary = absolutePath(cogflow ?? CommandLine.arguments[0])
+    let binary = absolutePath(cogflow ?? Self.ownExecutable())
     let workflowPath = absolutePath(file.workflow)
     let reportDir = "\(folder)/report-\(name)"
 
@@ -264,6 +264,13 @@ struct SubmitSlurm: ParsableCommand {
     print("array job \(arrayID): \(indices.count) of \(shards) shards (tasks \(Self.ranges(indices)))")
     print("gather job \(gatherID) (afterok:\(arrayID)): report in \(reportDir)")
     print("logs in \(folder); follow with: cogflow status \(arrayID) --cache \(shellQuote(cacheURL.path))")
+  }
+
+  /// This process's executable: /proc/self/exe on Linux; else argv[0], looked up on PATH when it has no slash.
+  static func ownExecutable() -> String {
+    if let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return resolved }
+    let argv0 = CommandLine.arguments[0]
+    return argv0.contains("/") ? argv0 : (findExecutable(argv0) ?? argv0)
   }
 
   /// sbatch --parsable prints "ID" or "ID;cluster".

@@ -134,6 +134,64 @@ final class SlurmCLITests: XCTestCase {
     XCTAssertEqual(try CLI.run(["status", "12x"], env: env, cwd: scratch.path).status, 2)
   }
 
+  /// `status` on stand-in sacct/scontrol: task states from either, failed workflow nodes from the run records.
+  func testStatusReadsSacctOrScontrolAndTheRunRecords() throws {
+    let scratch = Scratch()
+    let bin = scratch.path + "/bin"
+    try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+    func stub(_ name: String, _ body: String) {
+      FileManager.default.createFile(
+        atPath: bin + "/" + name, contents: Data("#!/bin/sh\n\(body)\n".utf8), attributes: [.posixPermissions: 0o755])
+    }
+    // A shard that failed, with its run record in the cache.
+    let workflow = scratch.write(
+      "fail.yaml",
+      """
+      cogflow: 1
+      name: failing
+      matrix:
+        seed: [1, 2]
+      nodes:
+        f: { type: toy.fail, with: { message: "boom ${seed}" } }
+      """)
+    let env = CLI.environment(
+      cache: scratch.cache,
+      extra: ["SLURM_ARRAY_JOB_ID": "123", "SLURM_ARRAY_TASK_ID": "1", "COGFLOW_SHARD_COUNT": "2"])
+    let shard = try CLI.run(["run", workflow, "--shard", "auto", "--quiet"], env: env, cwd: scratch.path)
+    XCTAssertEqual(shard.status, 1, shard.stderr)
+
+    var plain = CLI.environment(cache: scratch.cache)
+    plain["PATH"] = bin
+    stub("sacct", "printf '123_0|COMPLETED|n1\\n123_1|FAILED|n2\\n123_[2-3]|PENDING|None assigned\\n124|RUNNING|n1\\n'")
+    let fromSacct = try CLI.run(["status", "123"], env: plain, cwd: scratch.path)
+    XCTAssertEqual(fromSacct.status, 0, fromSacct.stderr)
+    let lines = fromSacct.stdout.split(separator: "\n").map(String.init)
+    XCTAssertEqual(lines.first, "job 123: 4 shard tasks: 1 done, 0 running, 2 pending, 1 failed")
+    XCTAssertTrue(lines.contains("  task 1: failed on n2"), fromSacct.stdout)
+    XCTAssertTrue(lines.contains("  task 3: pending"), fromSacct.stdout)
+    XCTAssertTrue(
+      lines.contains { $0.hasPrefix("    failed node f[seed=") && $0.contains("(toy.fail) failed: boom") },
+      fromSacct.stdout)
+    XCTAssertTrue(fromSacct.stdout.contains("--only-failed"))
+
+    // Accounting disabled: sacct fails, scontrol answers (pending tasks folded into one line).
+    stub("sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1")
+    stub(
+      "scontrol",
+      "echo 'JobId=124 ArrayJobId=123 ArrayTaskId=0 JobState=COMPLETED NodeList=n1'\n"
+        + "echo 'JobId=123 ArrayJobId=123 ArrayTaskId=1-2 JobState=RUNNING NodeList=n2'")
+    let fromScontrol = try CLI.run(["status", "123"], env: plain, cwd: scratch.path)
+    XCTAssertEqual(fromScontrol.status, 0, fromScontrol.stderr)
+    XCTAssertTrue(
+      fromScontrol.stdout.hasPrefix("job 123: 3 shard tasks: 1 done, 2 running, 0 pending, 0 failed"),
+      fromScontrol.stdout)
+    // An unknown job: scontrol's own words, exit 1.
+    stub("scontrol", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1")
+    let unknown = try CLI.run(["status", "999"], env: plain, cwd: scratch.path)
+    XCTAssertEqual(unknown.status, 1)
+    XCTAssertTrue(unknown.stderr.contains("Slurm knows no job 999 (scontrol: slurm_load_jobs error"), unknown.stderr)
+  }
+
   /// The issue's CI test: a 3-shard array plus gather on a real (one-node) Slurm; then a shard killed with
   /// scancel mid-run and resubmitted with --only-failed, which recomputes nothing that finished.
   func testRealSlurmArrayGatherKillAndResume() throws {
