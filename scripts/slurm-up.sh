@@ -70,7 +70,8 @@ if [ ! -s /etc/munge/munge.key ]; then
   chmod 400 /etc/munge/munge.key
 fi
 mkdir -p /run/munge
-chown munge:munge /run/munge 2>/dev/null || true
+# munged runs as the munge user, which must be able to write its pid file.
+chown munge:munge /run/munge "$state/munge" 2>/dev/null || true
 if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
   if id munge >/dev/null 2>&1; then
     runuser -u munge -- munged --pid-file="$state/munge/munged.pid" 2>/dev/null || munged --force --pid-file="$state/munge/munged.pid"
