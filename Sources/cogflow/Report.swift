@@ -18,7 +18,7 @@ struct ReportCommand: ParsableCommand {
   func run() throws {
     let (workflow, registry) = try WorkflowCLI.load(file)
     let cache = try cacheOptions.open()
-    let report = BatchReport(workflow: workflow, registry: registry, cache: cache)
+    var report = BatchReport(workflow: workflow, registry: registry, cache: cache)
     let folder = out ?? "report-\(workflow.name)"
     do {
       try report.write(to: folder)
@@ -54,9 +54,10 @@ struct BatchReport {
   let workflow: ResolvedWorkflow
   let cache: DiskCache
   var rows: [Row] = []
+  /// The PNG outputs, known once `write` has read them.
   var images: [Image] = []
-  /// Digest → PNG bytes to write.
-  var pngs: [String: Data] = [:]
+  /// Every output of a cached node, read one at a time by `write` (a large batch does not fit in memory).
+  var outputs: [(node: String, bindings: [(name: String, value: Value)], record: OutputRecord)] = []
   var instances = 0
   var records: [RunRecord] = []
 
@@ -83,12 +84,7 @@ struct BatchReport {
           row.detail = "from an earlier run"
         }
         for (port, record) in entry.outputs.sorted(by: { $0.key < $1.key }) {
-          guard let bytes = try? cache.getObject(record), bytes.starts(with: Self.pngSignature) else { continue }
-          pngs[record.digest] = bytes
-          images.append(
-            Image(
-              node: "\(item.node).\(port)", bindings: node.bindings, file: "images/\(record.digest).png",
-              digest: record.digest))
+          outputs.append(("\(item.node).\(port)", node.bindings, record))
         }
       } else if node.spec.cachePolicy == .alwaysRun, let last, last.outcome == NodeOutcome.ran.rawValue {
         row.status = "computed"
@@ -114,7 +110,8 @@ struct BatchReport {
     return (row, names.filter { $0 != row })
   }
 
-  func write(to folder: String) throws {
+  /// Copies the PNG outputs into `folder/images`, then writes `folder/index.html`.
+  mutating func write(to folder: String) throws {
     let fm = FileManager.default
     let final = URL(fileURLWithPath: folder).standardizedFileURL
     let parent = final.deletingLastPathComponent()
@@ -124,8 +121,14 @@ struct BatchReport {
     try? fm.removeItem(at: staging)
     try fm.createDirectory(at: staging.appendingPathComponent("images"), withIntermediateDirectories: true)
     do {
-      for (digest, bytes) in pngs {
-        try bytes.write(to: staging.appendingPathComponent("images/\(digest).png"))
+      images = []
+      var written = Set<String>()
+      for output in outputs {
+        // A corrupt object is dropped by the cache and left out here (the node shows as cached, without image).
+        guard let bytes = try? cache.getObject(output.record), bytes.starts(with: Self.pngSignature) else { continue }
+        let file = "images/\(output.record.digest).png"
+        if written.insert(file).inserted { try bytes.write(to: staging.appendingPathComponent(file)) }
+        images.append(Image(node: output.node, bindings: output.bindings, file: file, digest: output.record.digest))
       }
       try Data(html().utf8).write(to: staging.appendingPathComponent("index.html"))
       // Swap in place: the old report (if any) is moved aside, then removed.

@@ -249,7 +249,7 @@ final class SlurmCLITests: XCTestCase {
         .filter { $0.hasPrefix("img[") })
     XCTAssertEqual(shard1.count, 2)
     let second = try CLI.run(
-      ["submit", "slurm", workflow, "--set", "ms=1500"] + common.dropLast(2) + args, env: env, cwd: scratch.path)
+      ["submit", "slurm", workflow, "--set", "ms=2500"] + common.dropLast(2) + args, env: env, cwd: scratch.path)
     XCTAssertEqual(second.status, 0, second.stderr)
     let ids2 = try XCTUnwrap(Self.jobIDs(second.stdout), second.stdout)
     // Cancel shard 1 once its first image is done (its second is then under way).
@@ -268,7 +268,7 @@ final class SlurmCLITests: XCTestCase {
     let beforeResume = scratch.lines("resume.log")
 
     let resume = try CLI.run(
-      ["submit", "slurm", workflow, "--set", "ms=1500", "--only-failed"] + common.dropLast(2) + args, env: env,
+      ["submit", "slurm", workflow, "--set", "ms=2500", "--only-failed"] + common.dropLast(2) + args, env: env,
       cwd: scratch.path)
     XCTAssertEqual(resume.status, 0, resume.stderr)
     XCTAssertTrue(resume.stdout.contains("1 of 3 shards (tasks 1)"), resume.stdout)
@@ -279,7 +279,7 @@ final class SlurmCLITests: XCTestCase {
     XCTAssertEqual(after.count, 8, "\(after)")
     XCTAssertEqual(after.count - beforeResume.count, 1, "only the interrupted image is computed: \(after)")
     let done = try CLI.run(
-      ["submit", "slurm", workflow, "--set", "ms=1500", "--only-failed"] + common.dropLast(2) + args, env: env,
+      ["submit", "slurm", workflow, "--set", "ms=2500", "--only-failed"] + common.dropLast(2) + args, env: env,
       cwd: scratch.path)
     XCTAssertTrue(done.stdout.contains("every shard of toy-batch is complete"), done.stdout)
     let final = scratch.read("jobs/report-toy-batch/index.html")
