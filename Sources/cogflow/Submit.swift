@@ -196,6 +196,10 @@ struct SubmitSlurm: ParsableCommand {
       }
     }
     let folder = absolutePath(dir)
+    guard !folder.contains(where: { $0.isWhitespace }) else {
+      WorkflowCLI.printError("error: --dir '\(folder)': #SBATCH --output cannot hold whitespace; pick a folder without")
+      throw ExitCode(2)
+    }
     let name = batch.safeName
     let binary = absolutePath(cogflow ?? Self.ownExecutable())
     let workflowPath = absolutePath(file.workflow)
@@ -380,6 +384,13 @@ struct SubmitK8s: ParsableCommand {
     let source: String
     do { source = try String(contentsOfFile: file.workflow, encoding: .utf8) } catch {
       WorkflowCLI.printError("error: cannot read \(file.workflow): \(error.localizedDescription)")
+      throw ExitCode(2)
+    }
+    // Kubernetes refuses ConfigMaps over 1 MiB (data and metadata together).
+    guard source.utf8.count <= 900_000 else {
+      WorkflowCLI.printError(
+        "error: \(file.workflow) is \(source.utf8.count) bytes, too big for a ConfigMap (1 MiB);"
+          + " bake it into the image or put it on a volume")
       throw ExitCode(2)
     }
     let name = "cogflow-\(batch.safeName)"

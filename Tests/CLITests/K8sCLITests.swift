@@ -96,5 +96,10 @@ final class K8sCLITests: XCTestCase {
     let missing = try CLI.run(
       ["submit", "k8s", "nope.yaml", "--shards", "2", "--image", "i", "--cache-pvc", "c"], env: env, cwd: scratch.path)
     XCTAssertEqual(missing.status, 2)
+    let big = scratch.write("big.yaml", ToyBatch.text + "\n# " + String(repeating: "x", count: 950_000) + "\n")
+    let tooBig = try CLI.run(
+      ["submit", "k8s", big, "--shards", "2", "--image", "i", "--cache-pvc", "c"], env: env, cwd: scratch.path)
+    XCTAssertEqual(tooBig.status, 2)
+    XCTAssertTrue(tooBig.stderr.contains("too big for a ConfigMap"), tooBig.stderr)
   }
 }

@@ -81,6 +81,7 @@ final class SlurmCLITests: XCTestCase {
     for (args, message) in [
       (["--shards", "0"], "--shards must be 1"), (["--shards", "2", "--time", "1\n#SBATCH --x"], "--time must be one"),
       (["--shards", "2", "--cpus-per-task", "0"], "--cpus-per-task must be at least 1"),
+      (["--shards", "2", "--dir", "my jobs"], "#SBATCH --output cannot hold whitespace"),
     ] {
       let bad = try CLI.run(["submit", "slurm", workflow, "--dry-run"] + args, env: env, cwd: scratch.path)
       XCTAssertEqual(bad.status, 2, "\(args)")
