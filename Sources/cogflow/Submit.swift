@@ -223,12 +223,14 @@ struct SubmitSlurm: ParsableCommand {
     arrayLines += [
       "# One shard of \(batch.units) instances in \(shards) shards; written by cogflow submit slurm.", "set -eu",
     ]
-    arrayLines += environment + ["export COGFLOW_SHARD_COUNT=\(shards)", "cd \(shellQuote(folder))"]
+    // Like sbatch's default: relative paths in the workflow (save-image's path) resolve where submit ran.
+    let workdir = "cd \(shellQuote(FileManager.default.currentDirectoryPath))"
+    arrayLines += environment + ["export COGFLOW_SHARD_COUNT=\(shards)", workdir]
     arrayLines.append("exec \(shellQuote(binary)) run \(shellQuote(workflowPath)) --shard auto --quiet \(sets)")
 
     var gatherLines = ["#!/bin/bash", "#SBATCH --job-name=cogflow-\(name)-gather"]
     gatherLines.append("#SBATCH --output=\(folder)/\(name)-gather-%j.out")
-    gatherLines += header + ["set -eu"] + environment + ["cd \(shellQuote(folder))"]
+    gatherLines += header + ["set -eu"] + environment + [workdir]
     gatherLines.append(
       "exec \(shellQuote(binary)) report \(shellQuote(workflowPath)) --out \(shellQuote(reportDir)) \(sets)")
 
