@@ -13,6 +13,34 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
   /// Headers above this size are refused (the reference implementation uses the same bound).
   public static let maxHeaderBytes = 100 << 20
 
+  /// Tensors a header may list (`COGFLOW_MAX_TENSORS`, default 100,000; CogView3's largest file has ~2,000).
+  public static let maxTensors: Int = {
+    if let text = ProcessInfo.processInfo.environment["COGFLOW_MAX_TENSORS"], let n = Int(text), n > 0 { return n }
+    return 100_000
+  }()
+
+  /// Occurrences of an ASCII needle in bytes (linear; the needle has no repeated prefix).
+  static func occurrences(of needle: String, in bytes: UnsafeRawBufferPointer) -> Int {
+    let n = Array(needle.utf8)
+    guard let first = n.first, bytes.count >= n.count else { return 0 }
+    var count = 0
+    var i = 0
+    let last = bytes.count - n.count
+    while i <= last {
+      if bytes[i] == first {
+        var j = 1
+        while j < n.count && bytes[i + j] == n[j] { j += 1 }
+        if j == n.count {
+          count += 1
+          i += n.count
+          continue
+        }
+      }
+      i += 1
+    }
+    return count
+  }
+
   public let location: String
   public let metadata: [String: String]
   private let entries: [String: Entry]
@@ -28,9 +56,20 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     var end: Int
   }
 
-  public init(path: String) throws {
+  public convenience init(path: String) throws {
+    try self.init(file: try MappedFile(path: path), location: path)
+  }
+
+  /// Safetensors bytes held in memory (a cache artifact), validated like a file; `name` stands in for the path
+  /// in error messages.
+  public convenience init(data: Data, name: String) throws {
+    let file = data.withUnsafeBytes { MappedFile(copying: $0, name: name) }
+    try self.init(file: file, location: name)
+  }
+
+  private init(file: MappedFile, location path: String) throws {
     location = path
-    file = try MappedFile(path: path)
+    self.file = file
     storage = file.storage()
     let parsed = try Self.parseHeader(
       UnsafeRawBufferPointer(start: file.base, count: file.size), path: path)
@@ -77,6 +116,13 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     let dataStart = 8 + headerLen
     let dataSize = size - dataStart
     guard let base = bytes.baseAddress else { throw bad(nil, "empty file") }
+    // Bound the tensor count before building anything from the JSON: every entry needs a "data_offsets".
+    let tensorCount = Self.occurrences(of: "\"data_offsets\"", in: UnsafeRawBufferPointer(start: base + 8, count: headerLen))
+    guard tensorCount <= maxTensors else {
+      throw bad(
+        nil,
+        "header lists more than \(maxTensors) tensors (raise COGFLOW_MAX_TENSORS if this is intended)")
+    }
     let headerData = Data(bytes: base + 8, count: headerLen)
     let parsed: Any
     do {
@@ -157,6 +203,34 @@ public enum SafetensorsWriter {
   public static func write(_ tensors: [String: StoredTensor], metadata: [String: String] = [:], to path: String)
     throws
   {
+    let (names, headerBytes) = try header(tensors, metadata: metadata, path: path)
+    try AtomicFile.write(to: path) { sink in
+      var len = UInt64(headerBytes.count).littleEndian
+      try withUnsafeBytes(of: &len) { try sink($0) }
+      try headerBytes.withUnsafeBytes { try sink($0) }
+      for name in names {
+        if let t = tensors[name] { try sink(t.bytes) }
+      }
+    }
+  }
+
+  /// The bytes `write` would put in a file: equal tensors and metadata give equal bytes (cache artifacts).
+  public static func encode(_ tensors: [String: StoredTensor], metadata: [String: String] = [:]) throws -> Data {
+    let (names, headerBytes) = try header(tensors, metadata: metadata, path: "<memory>")
+    var data = Data()
+    var len = UInt64(headerBytes.count).littleEndian
+    withUnsafeBytes(of: &len) { data.append(contentsOf: $0) }
+    data.append(contentsOf: headerBytes)
+    for name in names {
+      if let t = tensors[name] { data.append(contentsOf: t.bytes) }
+    }
+    return data
+  }
+
+  /// Sorted tensor names and the padded JSON header.
+  static func header(_ tensors: [String: StoredTensor], metadata: [String: String], path: String) throws
+    -> ([String], [UInt8])
+  {
     let names = tensors.keys.sorted()
     var header = "{"
     var first = true
@@ -184,15 +258,7 @@ public enum SafetensorsWriter {
     header += "}"
     var headerBytes = Array(header.utf8)
     while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(UInt8(ascii: " ")) }
-
-    try AtomicFile.write(to: path) { sink in
-      var len = UInt64(headerBytes.count).littleEndian
-      try withUnsafeBytes(of: &len) { try sink($0) }
-      try headerBytes.withUnsafeBytes { try sink($0) }
-      for name in names {
-        if let t = tensors[name] { try sink(t.bytes) }
-      }
-    }
+    return (names, headerBytes)
   }
 
   static func jsonString(_ s: String) -> String {

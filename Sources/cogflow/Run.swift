@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Nodes
 import Workflow
 
 struct RunCommand: ParsableCommand {
@@ -23,8 +24,11 @@ struct RunCommand: ParsableCommand {
     String?
 
   func run() throws {
-    let (loaded, registry) = try WorkflowCLI.load(file, targets: target)
+    // One model pool per run: each model loaded once, released after its last user.
+    let pool = ModelPool()
+    let (loaded, registry) = try WorkflowCLI.load(file, targets: target, pool: pool)
     let (workflow, shardSpec) = try ShardCLI.select(shard, loaded)
+    pool.prepare(workflow)
     let cache = noCache ? nil : try cacheOptions.open()
     var options = EngineOptions()
     options.jobs = max(1, jobs)
@@ -51,6 +55,7 @@ struct RunCommand: ParsableCommand {
 
     let eventWriter = writer
     let engine = Engine(workflow: workflow, registry: registry, cache: cache, options: options) { event in
+      pool.observe(event)
       eventWriter?.write(event)
       display?.handle(event)
     }
