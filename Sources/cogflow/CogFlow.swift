@@ -11,6 +11,7 @@ struct CogFlowCommand: ParsableCommand {
     subcommands: [
       RunCommand.self, PlanCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
       CacheCommand.self, InspectCommand.self, BenchCommand.self, WorkflowBenchCommand.self,
+      SubmitCommand.self, StatusCommand.self, ReportCommand.self,
     ]
   )
 
