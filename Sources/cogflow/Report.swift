@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import ModelIO
+import Nodes
 import Workflow
 
 struct ReportCommand: ParsableCommand {
@@ -99,6 +101,16 @@ struct BatchReport {
     }
   }
 
+  /// An output as PNG bytes: PNG outputs as they are; `image` tensors ([1, 3, H, W] in [0, 1]) quantized the way
+  /// save-image does by default (truncated, as the official run). Anything else: nil.
+  static func png(_ bytes: Data, type: String) -> Data? {
+    if bytes.starts(with: pngSignature) { return bytes }
+    guard type == Artifacts.image, let tensor = try? Artifacts.decodeImage(Artifact(type: type, bytes: bytes)) else {
+      return nil
+    }
+    return try? PNGImage(tensor: tensor, quantization: .truncate).encode()
+  }
+
   func count(_ status: String) -> Int { rows.filter { $0.status == status }.count }
 
   /// The grid's axes: rows by `prompt` when the batch varies it (else by the first variable), columns by the rest.
@@ -125,7 +137,8 @@ struct BatchReport {
       var written = Set<String>()
       for output in outputs {
         // A corrupt object is dropped by the cache and left out here (the node shows as cached, without image).
-        guard let bytes = try? cache.getObject(output.record), bytes.starts(with: Self.pngSignature) else { continue }
+        guard let stored = try? cache.getObject(output.record), let bytes = Self.png(stored, type: output.record.type)
+        else { continue }
         let file = "images/\(output.record.digest).png"
         if written.insert(file).inserted { try bytes.write(to: staging.appendingPathComponent(file)) }
         images.append(Image(node: output.node, bindings: output.bindings, file: file, digest: output.record.digest))

@@ -124,6 +124,42 @@ final class ReportCLITests: XCTestCase {
     XCTAssertTrue(again.stdout.contains("(0 computed, 12 cached, 0 failed, 4 missing)"), again.stdout)
   }
 
+  /// CogView3 images are float tensors in the cache (type `image`): the report turns them into PNGs.
+  /// load-image and upsample need no model weights.
+  func testReportConvertsImageTensorsToPNG() throws {
+    let scratch = Scratch()
+    let pixels = try XCTUnwrap(
+      Data(
+        base64Encoded:
+          "iVBORw0KGgoAAAANSUhEUgAAAAMAAAADCAIAAADZSiLoAAAAEElEQVR4nGP4z8DAAMFYWACGlwj4r2lYzwAAAABJRU5ErkJggg=="))
+    try pixels.write(to: URL(fileURLWithPath: scratch.path + "/rgb.png"))
+    let workflow = scratch.write(
+      "up.yaml",
+      """
+      cogflow: 1
+      name: up
+      matrix:
+        factor: [1, 2]
+      nodes:
+        load: { type: load-image, with: { path: rgb.png } }
+        up: { type: upsample, in: { image: load.image }, with: { factor: $factor } }
+      """)
+    let env = CLI.environment(cache: scratch.cache)
+    let run = try CLI.run(["run", workflow, "--quiet"], env: env, cwd: scratch.path)
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let report = try CLI.run(["report", workflow, "--out", "rep"], env: env, cwd: scratch.path)
+    XCTAssertEqual(report.status, 0, report.stderr)
+    XCTAssertTrue(report.stdout.contains(": 3 images, 3 nodes (3 computed"), report.stdout)
+    let files = try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/rep/images")
+    let sizes = try files.map {
+      try XCTUnwrap(Self.pngSize(Data(contentsOf: URL(fileURLWithPath: scratch.path + "/rep/images/" + $0))))
+    }
+    // factor 1 gives the loaded image's bytes back (one file for two outputs); factor 2 doubles it.
+    XCTAssertEqual(sizes.map { "\($0.0)x\($0.1)" }.sorted(), ["3x3", "6x6"])
+    let html = scratch.read("rep/index.html")
+    XCTAssertEqual(html.components(separatedBy: "<img class=\"thumb\"").count - 1, 3)
+  }
+
   func testReportBadInputLeavesNothingPartial() throws {
     let scratch = Scratch()
     let env = CLI.environment(cache: scratch.cache)

@@ -131,3 +131,44 @@ final class ShardCLITests: XCTestCase {
     XCTAssertEqual(images, 6)
   }
 }
+
+/// Workflows/batch.yaml on the tiny model set (Tests/Fixtures/tiny-cogview3), split in two shards.
+final class ShardTinyBatchCLITests: XCTestCase {
+  func testTinyBatchShardsEqualOneMachineRunAndReport() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
+    let models = root.appendingPathComponent("Tests/Fixtures/tiny-cogview3").path
+    let workflow = root.appendingPathComponent("Workflows/batch.yaml").path
+    guard FileManager.default.fileExists(atPath: models + "/configs.json"),
+      FileManager.default.fileExists(atPath: workflow)
+    else { throw XCTSkip("the tiny model set or Workflows/batch.yaml is missing") }
+    let scratch = Scratch()
+    var env = CLI.environment(cache: scratch.cache)
+    env["COGFLOW_TOY_NODES"] = nil
+    let sets = ["size=64", "steps=2", "lines=[0, 2]", "seeds=[1, 2]"].flatMap { ["--set", $0] }
+    for index in 0..<2 {
+      let out = try CLI.run(
+        ["run", workflow, "--models", models, "--shard", "\(index)/2", "--quiet"] + sets
+          + ["--set", "output=\(scratch.path)/shard"], env: env, cwd: scratch.path)
+      XCTAssertEqual(out.status, 0, out.stderr)
+    }
+    let single = scratch.path + "/single"
+    let one = try CLI.run(
+      ["run", workflow, "--models", models, "--cache", single, "--quiet"] + sets
+        + ["--set", "output=\(scratch.path)/one"], env: env, cwd: scratch.path)
+    XCTAssertEqual(one.status, 0, one.stderr)
+    // The cached tensors (conditionings, latents, images) are the same bytes; so are the saved PNGs.
+    XCTAssertEqual(ToyBatch.objects(scratch.cache), ToyBatch.objects(single))
+    for name in ["0-1", "0-2", "2-1", "2-2"] {
+      let a = try Data(contentsOf: URL(fileURLWithPath: "\(scratch.path)/shard-\(name).png"))
+      let b = try Data(contentsOf: URL(fileURLWithPath: "\(scratch.path)/one-\(name).png"))
+      XCTAssertEqual(a, b, name)
+    }
+    let report = try CLI.run(
+      ["report", workflow, "--models", models, "--out", "rep"] + sets + ["--set", "output=\(scratch.path)/shard"],
+      env: env, cwd: scratch.path)
+    XCTAssertEqual(report.status, 0, report.stderr)
+    XCTAssertTrue(report.stdout.contains(": 4 images,"), report.stdout)
+    XCTAssertTrue(report.stdout.contains(" 0 failed, 0 missing)"), report.stdout)
+  }
+}
