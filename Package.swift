@@ -37,7 +37,10 @@ let package = Package(
     .library(name: "CogFlow", targets: ["Tensor", "ModelIO", "Models", "Diffusion", "Workflow", "Nodes"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    // SHA-256 for keys and model digests (BoringSSL with the CPU's SHA instructions). 3.x: its clean build
+    // costs far less than 4.x for the same hashing speed (measured; see Sources/Workflow/SHA256.swift).
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
   ],
   targets: [
     .systemLibrary(
@@ -52,14 +55,15 @@ let package = Package(
     .target(name: "ModelIO", dependencies: ["Tensor", "CPNG", "CPNGBridge", "CZlib"]),
     .target(name: "Models", dependencies: ["Tensor", "ModelIO"], swiftSettings: numericFlags),
     .target(name: "Diffusion", dependencies: ["Tensor"], swiftSettings: numericFlags),
-    .target(name: "Workflow", dependencies: ["CYAML"]),
+    .target(
+      name: "Workflow", dependencies: ["CYAML", .product(name: "Crypto", package: "swift-crypto")]),
     .target(
       name: "Nodes", dependencies: ["Tensor", "ModelIO", "Models", "Diffusion", "Workflow"],
       path: "Nodes", exclude: ["README.md"]),
     .executableTarget(
       name: "cogflow",
       dependencies: [
-        "Tensor", "ModelIO", "Models", "Diffusion", "Workflow", "Nodes",
+        "Tensor", "ModelIO", "Models", "Diffusion", "Workflow", "Nodes", "CZlib",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
