@@ -254,6 +254,8 @@ public struct ProvenanceRecord: Codable, Sendable, Equatable {
   /// The top file (named without its folder) and every file it includes, transitively, each once. Include
   /// entries are followed as the workflow reader does: relative to the including file's folder.
   static func sources(topFile: String, topText: String) throws -> [SourceFile] {
+    // A context made outside a workflow run (tests, other embedders) names no file.
+    guard !topFile.isEmpty else { return [SourceFile(path: "workflow.yaml", text: topText)] }
     let top = URL(fileURLWithPath: topFile).standardizedFileURL
     let topDir = top.deletingLastPathComponent().path
     var out = [SourceFile(path: top.lastPathComponent, text: topText)]

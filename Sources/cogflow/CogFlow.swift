@@ -1,4 +1,5 @@
 import ArgumentParser
+import Nodes
 import Tensor
 
 @main
@@ -6,10 +7,10 @@ struct CogFlowCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cogflow",
     abstract: "CogView3 relay diffusion as cached YAML workflows on the CPU.",
-    version: "0.1.0",
+    version: ProvenanceRecord.cogflowVersion,
     subcommands: [
       RunCommand.self, PlanCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
-      CacheCommand.self, InspectCommand.self, BenchCommand.self, WorkflowBenchCommand.self,
+      CacheCommand.self, InspectCommand.self, ReproduceCommand.self, BenchCommand.self, WorkflowBenchCommand.self,
     ]
   )
 
