@@ -71,8 +71,9 @@ let package = Package(
     .executableTarget(
       name: "cogflow-embed-example", dependencies: ["Nodes", "Workflow", "ModelIO", "Tensor"], path: "Examples/embed"),
 
-    // Fuzz driver for the ModelIO readers; the libFuzzer build is described in Tests/Fuzz/README.md.
-    .executableTarget(name: "cogflow-fuzz", dependencies: ["ModelIO"], path: "Tests/Fuzz", exclude: ["README.md"]),
+    // Fuzz driver for the ModelIO readers and the workflow front end; the libFuzzer build is described in Tests/Fuzz/README.md.
+    .executableTarget(
+      name: "cogflow-fuzz", dependencies: ["ModelIO", "Workflow"], path: "Tests/Fuzz", exclude: ["README.md", "corpus"]),
 
     .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
     .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensor"]),

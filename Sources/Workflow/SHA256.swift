@@ -55,41 +55,9 @@ public struct SHA256: Sendable {
     return String(decoding: chars, as: UTF8.self)
   }
 
-  /// Bytes per read when hashing a file: large enough that syscalls cost nothing next to the hashing,
-  /// small enough to check for cancellation a few hundred times a second.
-  public static let fileChunkBytes = 4 << 20
-
-  /// Hashes a regular file by streaming it in 4 MiB reads (never loads it whole). The file is opened
-  /// non-blocking and its type checked before the first read, so a FIFO or a device is refused instead of
-  /// blocking or never ending. With a `cancellation` token, throws `CancelledError` between chunks once it
-  /// is set.
+  /// Hashes a regular file streamed in 4 MiB reads, cancellable between reads: `DiskCache.hashRegularFile`
+  /// (a FIFO, a device or a directory is refused before any read).
   public static func hashFile(atPath path: String, cancellation: CancellationToken? = nil) throws -> String {
-    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-    guard fd >= 0 else {
-      throw WorkflowError.io(path: path, message: "cannot open: \(String(cString: strerror(errno)))")
-    }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else {
-      throw WorkflowError.io(path: path, message: "cannot stat: \(String(cString: strerror(errno)))")
-    }
-    guard info.st_mode & S_IFMT == S_IFREG else {
-      let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file"
-      throw WorkflowError.io(path: path, message: "cannot hash: \(kind) (only regular files are hashed)")
-    }
-    var hasher = SHA256()
-    let buffer = UnsafeMutableRawPointer.allocate(byteCount: fileChunkBytes, alignment: 64)
-    defer { buffer.deallocate() }
-    while true {
-      if let cancellation, cancellation.isCancelled { throw CancelledError() }
-      let n = read(fd, buffer, fileChunkBytes)
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw WorkflowError.io(path: path, message: "read failed: \(String(cString: strerror(errno)))")
-      }
-      if n == 0 { break }
-      hasher.update(UnsafeRawBufferPointer(start: buffer, count: n))
-    }
-    return hasher.finalizeHex()
+    try DiskCache.hashRegularFile(path, cancellation: cancellation)
   }
 }

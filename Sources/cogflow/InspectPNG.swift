@@ -2,6 +2,7 @@ import CZlib
 import Foundation
 import ModelIO
 import Nodes
+import Workflow
 
 /// What `cogflow inspect IMAGE.png` reports: the PNG's structure read chunk by chunk (PNG spec, 3rd ed.,
 /// §5 datastream structure, §11.2.1 IHDR, §11.3.3 tEXt/zTXt/iTXt). Pixel data is skipped, not decoded, so a
@@ -47,7 +48,7 @@ struct PNGReport: Encodable {
   /// regular file before reading, so a FIFO or a device is not read here (it goes on to the model recognizer,
   /// which explains what it is).
   static func looksLikePNG(_ path: String) -> Bool {
-    guard let file = try? RegularFile(path) else { return false }
+    guard let file = try? PNGFile(path) else { return false }
     defer { file.closeFile() }
     return (try? file.read(at: 0, count: 8)) == signature
   }
@@ -65,7 +66,7 @@ struct PNGReport: Encodable {
 
   init(path: String) throws {
     self.path = path
-    let file = try RegularFile(path)
+    let file = try PNGFile(path)
     defer { file.closeFile() }
     func bad(_ reason: String) -> ModelIOError { .malformed(path: path, tensor: nil, reason: "PNG: " + reason) }
     let size = file.size
@@ -214,25 +215,17 @@ struct PNGReport: Encodable {
   }
 }
 
-/// A regular file read with pread; opened non-blocking and type-checked before any read.
-private struct RegularFile {
+/// A regular file read with pread (opened by `RegularFile.openRegular`: type-checked before any read).
+private struct PNGFile {
   let fd: Int32
   let size: Int
   let path: String
 
   init(_ path: String) throws {
     self.path = path
-    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-    guard fd >= 0 else {
-      throw ModelIOError.unreadable(path: path, reason: String(cString: strerror(errno)))
-    }
-    var info = stat()
-    guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-      close(fd)
-      throw ModelIOError.unreadable(path: path, reason: "not a regular file")
-    }
-    self.fd = fd
-    self.size = Int(info.st_size)
+    let opened = try RegularFile.openRegular(path, what: "image")
+    fd = opened.fd
+    size = opened.size
   }
 
   func read(at offset: Int, count: Int) throws -> [UInt8] {
@@ -328,26 +321,8 @@ extension InspectCommand {
   }
 
   /// Control characters shown as escapes, so a text chunk cannot drive the terminal.
-  static func escaped(_ s: String) -> String {
-    var out = ""
-    for u in s.unicodeScalars {
-      switch u {
-      case "\n": out += "\\n"
-      case "\t": out += "\\t"
-      case "\r": out += "\\r"
-      default:
-        if u.value < 0x20 || (0x7f...0x9f).contains(u.value) {
-          out += String(format: "\\u{%02x}", u.value)
-        } else {
-          out.unicodeScalars.append(u)
-        }
-      }
-    }
-    return out
-  }
+  static func escaped(_ s: String) -> String { Diagnostic.sanitize(s, limit: .max) }
 
-  static func preview(_ s: String) -> String {
-    guard s.count > textPreview else { return escaped(s) }
-    return escaped(String(s.prefix(textPreview))) + "… (\(s.count - textPreview) more characters; --json prints all)"
-  }
+  /// The first `textPreview` characters, escaped (`--json` prints text chunks whole).
+  static func preview(_ s: String) -> String { Diagnostic.sanitize(s, limit: textPreview) }
 }

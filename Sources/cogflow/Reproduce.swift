@@ -80,7 +80,7 @@ struct ReproduceCommand: ParsableCommand {
       throw fail("the recorded workflow does not validate here (rebuilt in a temporary folder); \(hint)")
     } catch { throw fail("\(error)") }
     let changed: [String]
-    do { changed = try record.changedModels(in: runner.workflow, fileDigest: cache.fileDigest) } catch {
+    do { changed = try record.changedModels(in: runner.workflow, fileDigest: { try cache.fileDigest($0) }) } catch {
       throw fail("\(error)")
     }
     if !changed.isEmpty {
