@@ -209,7 +209,7 @@ public enum ToyNodes {
     ["out": int(try inputs.required("text").text.count)]
   }
 
-  public static let all: [any NodeType] = [add, mul, div, slow, io, fail, counter, model, write, concat, length]
+  public static let all: [any NodeType] = [add, mul, div, slow, io, fail, counter, model, write, concat, length, image]
 
   /// Whether the environment asks for toy nodes (`COGFLOW_TOY_NODES=1`).
   public static var enabledByEnvironment: Bool { ProcessInfo.processInfo.environment["COGFLOW_TOY_NODES"] == "1" }

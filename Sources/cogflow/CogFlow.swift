@@ -12,6 +12,7 @@ struct CogFlowCommand: ParsableCommand {
     subcommands: [
       RunCommand.self, PlanCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
       CacheCommand.self, InspectCommand.self, ReproduceCommand.self, BenchCommand.self, WorkflowBenchCommand.self,
+      SubmitCommand.self, StatusCommand.self, ReportCommand.self,
     ]
   )
 
