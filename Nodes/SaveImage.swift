@@ -93,15 +93,15 @@ public struct SaveImageNode: ValidatingNodeType {
     let path = try Self.outputPath(params, context)
     let quantization: Quantization = try params.string("quantize") == "round" ? .round : .truncate
     let png = try PNGImage(
-      tensor: image, quantization: quantization, text: provenanceChunks(context: context, params: params))
+      tensor: image, quantization: quantization, text: try provenanceChunks(context: context, params: params))
     do { try png.write(to: path) } catch { throw NodeError.badInput(field: "path", "cannot write \(path): \(error)") }
     context.log("wrote \(path)")
     return [:]
   }
 }
 
-/// The PNG text chunks save-image embeds. For now only `Software`; the provenance record (resolved workflow,
-/// node keys, model digests) replaces this function.
-func provenanceChunks(context: NodeContext, params: NodeParams) -> [PNGText] {
-  [PNGText("Software", "CogFlow (\(context.provenance.engineVersion))", international: false)]
+/// The PNG text chunks save-image embeds: a tEXt `Software` chunk and the iTXt `cogflow:provenance` record
+/// (Nodes/ProvenanceRecord.swift), from which `cogflow reproduce` runs the workflow again.
+func provenanceChunks(context: NodeContext, params: NodeParams) throws -> [PNGText] {
+  try ProvenanceRecord(context: context).chunks()
 }

@@ -460,6 +460,37 @@ public final class Engine: @unchecked Sendable {
     return entry.outputs.mapValues { OutputRef(record: $0, data: nil) }
   }
 
+  /// What `node` may record about its origin. Built only when the node asks (save-image does): it walks the
+  /// node's ancestors, whose keys are all known by now, so the record depends on the graph and never on which
+  /// other branches happen to have started.
+  private func provenance(of node: ResolvedNode, parts: KeyParts) -> Provenance {
+    var provenance = Provenance()
+    provenance.workflowName = workflow.name
+    provenance.workflowFile = workflow.file
+    provenance.overrides = workflow.overrides
+    provenance.params = workflow.params
+    provenance.fileDigests = parts.files
+    var ancestors = Set<String>()
+    var stack = [node.id]
+    while let id = stack.popLast() {
+      guard let current = workflow.node(id) else { continue }
+      for case .edge(let up, _) in current.inputs.values where ancestors.insert(up).inserted { stack.append(up) }
+    }
+    lock.lock()
+    provenance.workflowSource = workflowSource
+    for id in ancestors { provenance.nodeKeys[id] = result.keys[id] }
+    lock.unlock()
+    for id in ancestors.union([node.id]).sorted() {
+      guard let current = workflow.node(id) else { continue }
+      for model in current.params.models.values {
+        // The digests were computed for the keys already: this reads the cache's memo.
+        let digest = (try? model.digest(fileDigest: fileDigest)) ?? "unavailable"
+        provenance.models[model.name] = ProvenanceModel(path: model.path, digest: digest)
+      }
+    }
+    return provenance
+  }
+
   /// Loads input bytes (recomputing a producer whose cached object turns out corrupt), runs the node and
   /// stores its outputs. Returns a nil outcome when a recomputed input changed digest (the key must be redone).
   private func execute(
@@ -488,18 +519,9 @@ public final class Engine: @unchecked Sendable {
 
     emit(EngineEvent(.nodeStart, node: node.id, type: node.type, key: key))
     let started = Date()
-    var provenance = Provenance()
-    provenance.workflowName = workflow.name
-    provenance.workflowFile = workflow.file
-    provenance.overrides = workflow.overrides
-    provenance.params = workflow.params
-    provenance.fileDigests = parts.files
-    lock.lock()
-    provenance.workflowSource = workflowSource
-    provenance.nodeKeys = result.keys
-    lock.unlock()
     let context = NodeContext(
-      node: node.id, type: node.type, key: key, cancellation: options.cancellation, provenance: provenance,
+      node: node.id, type: node.type, key: key, cancellation: options.cancellation,
+      provenance: self.provenance(of: node, parts: parts),
       onProgress: { [emit] step, total in
         var event = EngineEvent(.progress, node: node.id, type: node.type, key: key)
         event.step = step

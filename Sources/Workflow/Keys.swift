@@ -21,6 +21,19 @@ public struct KeyParts: Sendable, Equatable {
   }
 }
 
+extension ResolvedModel {
+  /// The model's digest as keys and provenance records hold it: SHA-256 over each file's path relative to the
+  /// model folder (empty for a single file) and that file's content digest, in sorted file order.
+  public func digest(fileDigest: (String) throws -> String) throws -> String {
+    var hasher = SHA256()
+    for file in files {
+      let relative = file.hasPrefix(path + "/") ? String(file.dropFirst(path.count + 1)) : ""
+      hasher.update("\(relative)\u{0}\(try fileDigest(file))\n")
+    }
+    return hasher.finalizeHex()
+  }
+}
+
 /// A node output as the engine tracks it: always its record (digest, type, size), bytes when in memory.
 struct OutputRef: Sendable {
   var record: OutputRecord
@@ -39,12 +52,7 @@ enum KeyBuilder {
       switch param.type {
       case .model:
         guard let model = node.params.models[param.name] else { continue }
-        var hasher = SHA256()
-        for file in model.files {
-          let relative = file.hasPrefix(model.path + "/") ? String(file.dropFirst(model.path.count + 1)) : ""
-          hasher.update("\(relative)\u{0}\(try fileDigest(file))\n")
-        }
-        files[param.name] = hasher.finalizeHex()
+        files[param.name] = try model.digest(fileDigest: fileDigest)
       case .file:
         guard let path = node.params.files[param.name] else { continue }
         files[param.name] = try fileDigest(path)

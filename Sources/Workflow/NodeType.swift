@@ -263,8 +263,21 @@ public struct NodeParams: Sendable {
   }
 }
 
+/// A model as a provenance record names it: where it was read and the digest its users' keys hold.
+public struct ProvenanceModel: Sendable, Hashable {
+  public var path: String
+  /// `ResolvedModel.digest(fileDigest:)`: over every file's relative path and content digest.
+  public var digest: String
+
+  public init(path: String, digest: String) {
+    self.path = path
+    self.digest = digest
+  }
+}
+
 /// Where a node's result comes from, for nodes that record it (save-image embeds it in PNG text chunks so that
-/// an image can be reproduced).
+/// an image can be reproduced). Everything in it is fixed by the workflow, the overrides, the graph and the
+/// files, never by timing, so a rerun records the same bytes.
 public struct Provenance: Sendable {
   public static let engineVersion = "cogflow-engine 1"
   public var engineVersion: String = Provenance.engineVersion
@@ -276,8 +289,10 @@ public struct Provenance: Sendable {
   public var overrides: [String] = []
   /// Workflow parameter values after defaults and `--set`.
   public var params: [String: Value] = [:]
-  /// Keys known when this node started (all its ancestors, plus any other node already keyed), by node id.
+  /// Keys of this node's ancestors (every node whose outputs reach it), by node id.
   public var nodeKeys: [String: String] = [:]
+  /// Every model this node and its ancestors read, by model name.
+  public var models: [String: ProvenanceModel] = [:]
   /// This node's model/file parameters → digest over their files (as in its key).
   public var fileDigests: [String: String] = [:]
 
@@ -289,23 +304,36 @@ public final class NodeContext: @unchecked Sendable {
   public let node: String
   public let type: String
   public let key: String
-  public let provenance: Provenance
   private let cancellation: CancellationToken
   private let onProgress: @Sendable (Int, Int) -> Void
   private let onLog: @Sendable (String) -> Void
+  private let makeProvenance: @Sendable () -> Provenance
+  private let provenanceLock = NSLock()
+  private var madeProvenance: Provenance?
 
+  /// `provenance` is evaluated on first use only (the engine walks the node's ancestors for it).
   public init(
-    node: String, type: String, key: String, cancellation: CancellationToken, provenance: Provenance = Provenance(),
+    node: String, type: String, key: String, cancellation: CancellationToken,
+    provenance: @autoclosure @escaping @Sendable () -> Provenance = Provenance(),
     onProgress: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
     onLog: @escaping @Sendable (String) -> Void = { _ in }
   ) {
     self.node = node
     self.type = type
     self.key = key
-    self.provenance = provenance
+    self.makeProvenance = provenance
     self.cancellation = cancellation
     self.onProgress = onProgress
     self.onLog = onLog
+  }
+
+  public var provenance: Provenance {
+    provenanceLock.lock()
+    defer { provenanceLock.unlock() }
+    if let madeProvenance { return madeProvenance }
+    let made = makeProvenance()
+    madeProvenance = made
+    return made
   }
 
   public var isCancelled: Bool { cancellation.isCancelled }

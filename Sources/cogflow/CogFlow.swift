@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Nodes
 import Tensor
 
 @main
@@ -7,10 +8,10 @@ struct CogFlowCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cogflow",
     abstract: "CogView3 relay diffusion as cached YAML workflows on the CPU.",
-    version: "0.1.0",
+    version: ProvenanceRecord.cogflowVersion,
     subcommands: [
       RunCommand.self, PlanCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
-      CacheCommand.self, InspectCommand.self, BenchCommand.self, WorkflowBenchCommand.self,
+      CacheCommand.self, InspectCommand.self, ReproduceCommand.self, BenchCommand.self, WorkflowBenchCommand.self,
       SubmitCommand.self, StatusCommand.self, ReportCommand.self,
     ]
   )

@@ -2,22 +2,26 @@ import ArgumentParser
 import Foundation
 import ModelIO
 
-/// `cogflow inspect PATH`: what a model file or folder holds, read from headers and the pickle only.
+/// `cogflow inspect PATH`: what a model file or folder holds, read from headers and the pickle only; for a PNG,
+/// its structure, text chunks and CogFlow provenance (InspectPNG.swift).
 struct InspectCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "inspect",
-    abstract: "Show what a model file or folder holds and which CogView3 part it is.",
+    abstract: "Show what a model file or folder holds and which CogView3 part it is, or what a PNG carries.",
     discussion: """
       PATH is a .safetensors file, a torch.save checkpoint, a SAT checkpoint folder (latest + \
       <iter>/mp_rank_00_model_states.pt) or a Hugging Face folder (config.json + safetensors). \
-      Only headers and the pickle are read, so multi-gigabyte files answer at once.
+      Only headers and the pickle are read, so multi-gigabyte files answer at once. \
+      A PNG (recognized by its signature) shows its size, colour type, bit depth, interlace, chunk list, text \
+      chunks and the CogFlow provenance record that save-image embeds; --keys does not apply to it.
       """)
 
-  @Argument(help: "The model file or folder.") var path: String
+  @Argument(help: "The model file or folder, or a PNG image.") var path: String
   @Flag(help: "Print one JSON object instead of text.") var json = false
   @Flag(help: "Also list every tensor with its dtype and shape.") var keys = false
 
   func run() throws {
+    if PNGReport.looksLikePNG(path) { return try Self.printPNG(path: path, json: json) }
     let summary = try ModelSummary(path: path)
     if json {
       let encoder = JSONEncoder()

@@ -50,6 +50,8 @@ final class WorkflowsTests: XCTestCase {
     let again = try runner("relay-1024.yaml", Self.small, cache: cache, output: out).run()
     XCTAssertEqual(again.nodes(.ran), ["save"])
     XCTAssertEqual(again.count(.cached), 7)
+    // Same run, same bytes, provenance record included.
+    XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("relay-1024-0.png")), firstBytes)
 
     // --set cfg=5: the samplers and everything after them, not text-encode.
     let cfg = try runner("relay-1024.yaml", Self.small + ["cfg=5"], cache: cache, output: out).run()
@@ -57,11 +59,13 @@ final class WorkflowsTests: XCTestCase {
     XCTAssertEqual(cfg.nodes(.cached), ["text"])
 
     // Only the output path changes (back to the first run's parameters): only save-image runs, writing the
-    // first run's image to the new place.
+    // first run's pixels to the new place (the embedded provenance record names the new path, so the bytes differ).
     let other = dir.appendingPathComponent("elsewhere")
     let moved = try runner("relay-1024.yaml", Self.small, cache: cache, output: other).run()
     XCTAssertEqual(moved.nodes(.ran), ["save"])
-    XCTAssertEqual(try Data(contentsOf: other.appendingPathComponent("relay-1024-0.png")), firstBytes)
+    let movedPNG = try PNGImage.read(path: other.appendingPathComponent("relay-1024-0.png").path)
+    XCTAssertEqual(movedPNG.samples, try PNGImage.decode(firstBytes).samples)
+    XCTAssertNotEqual(movedPNG.text(ProvenanceRecord.keyword), png.text(ProvenanceRecord.keyword))
   }
 
   func testDistilledWorkflowsRun() throws {

@@ -62,4 +62,42 @@ final class SHA256Tests: XCTestCase {
     try Data(bytes).write(to: URL(fileURLWithPath: path))
     XCTAssertEqual(try SHA256.hashFile(atPath: path), SHA256.hash(Data(bytes)))
   }
+
+  /// A file that spans three 4 MiB reads, against a digest computed outside CogFlow
+  /// (`sha256sum` and Python's hashlib agree: byte i = (31·i + i/4096) mod 256, 9 MiB + 17 bytes).
+  func testFileKnownAnswerAcrossReadBoundaries() throws {
+    let dir = TempDir()
+    let count = 9 << 20 + 17
+    var bytes = [UInt8](repeating: 0, count: count)
+    for i in 0..<count { bytes[i] = UInt8(truncatingIfNeeded: i &* 31 &+ (i >> 12)) }
+    let path = dir.path("kat")
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    XCTAssertEqual(
+      try SHA256.hashFile(atPath: path), "ad3aad9d110a0da45ee7ad463f0afcea1f68ea586e9a340fc1238101cfca15a5")
+  }
+
+  func testCancelledTokenStopsHashing() throws {
+    let dir = TempDir()
+    let path = dir.path("blob")
+    try Data(count: 1 << 20).write(to: URL(fileURLWithPath: path))
+    let token = CancellationToken()
+    token.cancel()
+    XCTAssertThrowsError(try SHA256.hashFile(atPath: path, cancellation: token)) { error in
+      XCTAssertTrue(error is CancelledError, "\(error)")
+    }
+    XCTAssertEqual(try SHA256.hashFile(atPath: path, cancellation: CancellationToken()).count, 64)
+  }
+
+  /// A FIFO would block a plain open and never end; it is refused at once, as is a directory.
+  func testOnlyRegularFilesAreHashed() throws {
+    let dir = TempDir()
+    let fifo = dir.path("fifo")
+    XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+    XCTAssertThrowsError(try SHA256.hashFile(atPath: fifo)) { error in
+      XCTAssertTrue("\(error)".contains("not a regular file"), "\(error)")
+    }
+    XCTAssertThrowsError(try SHA256.hashFile(atPath: dir.url.path)) { error in
+      XCTAssertTrue("\(error)".contains("a directory"), "\(error)")
+    }
+  }
 }
