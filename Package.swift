@@ -55,7 +55,7 @@ let package = Package(
     .target(name: "Workflow", dependencies: ["CYAML"]),
     .target(
       name: "Nodes", dependencies: ["Tensor", "ModelIO", "Models", "Diffusion", "Workflow"],
-      path: "Nodes", exclude: ["README.md"]),
+      path: "Nodes", exclude: ["README.md", "Resources"]),
     .executableTarget(
       name: "cogflow",
       dependencies: [

@@ -4,5 +4,5 @@ import Workflow
 /// they land; until then the registry is empty. Toy nodes (`toy.*`, Workflow/ToyNodes.swift) are added by the
 /// CLI only when `COGFLOW_TOY_NODES=1` or `--toy-nodes` is given.
 public func builtinRegistry() -> NodeRegistry {
-  NodeRegistry([])
+  NodeRegistry([PromptExpandNode()])
 }
