@@ -89,7 +89,9 @@ public struct PromptExpandNode: NodeType {
     }
     do {
       return ["text": Artifact(text: try expand(prompt, params: params, context: context))]
-    } catch let error as PromptExpandError {
+    } catch let error as PromptExpandError where error.isServerFailure {
+      // Configuration errors (no model, a bad URL or template) always stop the node: only the server's failures
+      // fall back.
       guard try params.string("on-failure") == "passthrough" else { throw error }
       context.log("expansion failed, passing the prompt through: \(error)")
       context.doNotCache("pass-through after a failed expansion: \(error)")

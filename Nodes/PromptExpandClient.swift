@@ -15,6 +15,15 @@ public enum PromptExpandError: Error, CustomStringConvertible, Equatable {
   /// Retries or the time bound ran out; `last` is the last attempt's problem.
   case gaveUp(attempts: Int, seconds: Double, last: String)
 
+  /// A failure of the server or the network (what `on-failure: passthrough` covers), as opposed to a
+  /// configuration the user must fix.
+  public var isServerFailure: Bool {
+    switch self {
+    case .answer, .gaveUp: return true
+    case .template, .config: return false
+    }
+  }
+
   public var description: String {
     switch self {
     case .template(let path, let message): return "prompt template \(path): \(message)"
@@ -169,6 +178,9 @@ struct ChatClient: Sendable {
     }
   }
 
+  /// Answers are a few KB; a larger one is refused rather than held in memory.
+  static let maxAnswerBytes: Int64 = 16 << 20
+
   struct TransportFailure: Error {
     var message: String
   }
@@ -222,6 +234,11 @@ struct ChatClient: Sendable {
         task.cancel()
         _ = done.wait(timeout: .now() + 2)
         throw CancelledError()
+      } else if max(task.countOfBytesReceived, task.countOfBytesExpectedToReceive) > Self.maxAnswerBytes {
+        task.cancel()
+        _ = done.wait(timeout: .now() + 2)
+        throw PromptExpandError.answer(
+          "\(where_) sent more than \(Self.maxAnswerBytes >> 20) MiB; a chat answer of 300 tokens is a few KB")
       } else if elapsed > budget {
         failure = "no answer from \(where_) within the total-timeout" + String(format: " (%.1f s left)", max(budget, 0))
       } else if elapsed > endpoint.readTimeout {
@@ -280,7 +297,7 @@ struct ChatClient: Sendable {
     else {
       throw PromptExpandError.answer("\(where_) sent malformed JSON\(snippet(reply.body))")
     }
-    if let error = root["error"] {
+    if let error = root["error"], !(error is NSNull) {
       throw PromptExpandError.answer("\(where_) reported an error: \(quote(String(describing: error)))")
     }
     guard let choices = root["choices"] as? [Any], let first = choices.first as? [String: Any] else {

@@ -199,6 +199,26 @@ final class PromptExpandTests: XCTestCase {
     }
   }
 
+  func testOversizedAnswerIsRefused() throws {
+    let server = try LLMTestServer([
+      "default": ["kind": "raw", "status": 200, "content_type": "application/json", "body_repeat": ["x", 17 << 20]]
+    ])
+    let message = error { try runExpand("owl", with: self.fast(server)) }
+    XCTAssertTrue(message.contains("more than 16 MiB"), message)
+  }
+
+  func testPassthroughCoversServerFailuresNotConfiguration() throws {
+    let server = try LLMTestServer(["default": ["kind": "status", "status": 500, "body": "down"]])
+    let out = try runExpand(
+      "owl", with: fast(server, ["on-failure": .string("passthrough"), "retries": .int(0)]))
+    XCTAssertEqual(out.text, "owl")
+    XCTAssertTrue(out.notCached?.contains("HTTP 500") ?? false, "\(String(describing: out.notCached))")
+    let config = error {
+      try runExpand("owl", with: ["on-failure": .string("passthrough"), "base-url": .string(server.baseURL)])
+    }
+    XCTAssertTrue(config.contains("no model"), "a configuration error is not passed through: \(config)")
+  }
+
   func testConfigurationErrors() throws {
     let noModel = error { try runExpand("owl", with: ["base-url": .string("http://127.0.0.1:9/v1")]) }
     XCTAssertTrue(noModel.contains("$COGFLOW_LLM_MODEL"), noModel)

@@ -7,7 +7,7 @@ point is the HTTP/JSON protocol, not the prose.
 
 Model: 2 blocks, width 64, 4 heads, FFN 128, context 8192, float32. Vocabulary: SentencePiece-style ("llama"
 tokenizer): <unk>, <s>, </s>, the 256 byte-fallback tokens and the printable ASCII characters as pieces (space
-as "▁"), so any prompt tokenizes. About 0.3 MB. Needs numpy and the `gguf` package (PyPI, from llama.cpp).
+as "▁"), so any prompt tokenizes. About 0.5 MB. Needs numpy and the `gguf` package (PyPI, from llama.cpp).
 """
 import argparse
 

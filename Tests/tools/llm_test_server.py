@@ -9,7 +9,8 @@ of the script's "responses" list, then "default". An entry is one of:
       200 application/json completion; "{prompt}" in content becomes the text between the quotes of the
       last user turn, so distinct prompts give distinct answers
   {"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "body": "...", "content_type": "..."}
-  {"kind": "raw", "status": 200, "content_type": "text/html", "body": "..."}
+  {"kind": "raw", "status": 200, "content_type": "text/html", "body": "..."}   ("body_repeat": [text, n]
+      instead of "body" sends text n times)
   {"kind": "hang"}   read the request, then never answer (until the server is stopped)
 A script {"silent": true} instead opens a port that accepts no connection at all (for connect timeouts).
 Every answered request is appended to --log as one JSON line (before its answer is sent): path, headers, body (parsed), start/end times and the
@@ -140,7 +141,10 @@ def main():
                 self.send(200, "application/json", json.dumps(reply))
                 return
             status = entry.get("status", 200)
-            self.send(status, entry.get("content_type", "application/json"), entry.get("body", ""), entry.get("headers"))
+            payload = entry.get("body", "")
+            if "body_repeat" in entry:  # [text, count]: a large body
+                payload = entry["body_repeat"][0] * entry["body_repeat"][1]
+            self.send(status, entry.get("content_type", "application/json"), payload, entry.get("headers"))
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
