@@ -28,9 +28,20 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     var end: Int
   }
 
-  public init(path: String) throws {
+  public convenience init(path: String) throws {
+    try self.init(file: try MappedFile(path: path), location: path)
+  }
+
+  /// Safetensors bytes held in memory (a cache artifact), validated like a file; `name` stands in for the path
+  /// in error messages.
+  public convenience init(data: Data, name: String) throws {
+    let file = data.withUnsafeBytes { MappedFile(copying: $0, name: name) }
+    try self.init(file: file, location: name)
+  }
+
+  private init(file: MappedFile, location path: String) throws {
     location = path
-    file = try MappedFile(path: path)
+    self.file = file
     storage = file.storage()
     let parsed = try Self.parseHeader(
       UnsafeRawBufferPointer(start: file.base, count: file.size), path: path)
@@ -157,6 +168,34 @@ public enum SafetensorsWriter {
   public static func write(_ tensors: [String: StoredTensor], metadata: [String: String] = [:], to path: String)
     throws
   {
+    let (names, headerBytes) = try header(tensors, metadata: metadata, path: path)
+    try AtomicFile.write(to: path) { sink in
+      var len = UInt64(headerBytes.count).littleEndian
+      try withUnsafeBytes(of: &len) { try sink($0) }
+      try headerBytes.withUnsafeBytes { try sink($0) }
+      for name in names {
+        if let t = tensors[name] { try sink(t.bytes) }
+      }
+    }
+  }
+
+  /// The bytes `write` would put in a file: equal tensors and metadata give equal bytes (cache artifacts).
+  public static func encode(_ tensors: [String: StoredTensor], metadata: [String: String] = [:]) throws -> Data {
+    let (names, headerBytes) = try header(tensors, metadata: metadata, path: "<memory>")
+    var data = Data()
+    var len = UInt64(headerBytes.count).littleEndian
+    withUnsafeBytes(of: &len) { data.append(contentsOf: $0) }
+    data.append(contentsOf: headerBytes)
+    for name in names {
+      if let t = tensors[name] { data.append(contentsOf: t.bytes) }
+    }
+    return data
+  }
+
+  /// Sorted tensor names and the padded JSON header.
+  static func header(_ tensors: [String: StoredTensor], metadata: [String: String], path: String) throws
+    -> ([String], [UInt8])
+  {
     let names = tensors.keys.sorted()
     var header = "{"
     var first = true
@@ -184,15 +223,7 @@ public enum SafetensorsWriter {
     header += "}"
     var headerBytes = Array(header.utf8)
     while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(UInt8(ascii: " ")) }
-
-    try AtomicFile.write(to: path) { sink in
-      var len = UInt64(headerBytes.count).littleEndian
-      try withUnsafeBytes(of: &len) { try sink($0) }
-      try headerBytes.withUnsafeBytes { try sink($0) }
-      for name in names {
-        if let t = tensors[name] { try sink(t.bytes) }
-      }
-    }
+    return (names, headerBytes)
   }
 
   static func jsonString(_ s: String) -> String {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Nodes
 import Workflow
 
 struct RunCommand: ParsableCommand {
@@ -21,7 +22,10 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "No progress display on stderr.") var quiet = false
 
   func run() throws {
-    let (workflow, registry) = try WorkflowCLI.load(file, targets: target)
+    // One model pool per run: each model loaded once, released after its last user.
+    let pool = ModelPool()
+    let (workflow, registry) = try WorkflowCLI.load(file, targets: target, pool: pool)
+    pool.prepare(workflow)
     let cache = noCache ? nil : try cacheOptions.open()
     var options = EngineOptions()
     options.jobs = max(1, jobs)
@@ -48,6 +52,7 @@ struct RunCommand: ParsableCommand {
 
     let eventWriter = writer
     let engine = Engine(workflow: workflow, registry: registry, cache: cache, options: options) { event in
+      pool.observe(event)
       eventWriter?.write(event)
       display?.handle(event)
     }

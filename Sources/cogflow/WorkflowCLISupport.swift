@@ -34,17 +34,20 @@ enum WorkflowCLI {
   }
 
   /// The built-in node types, plus the toy ones when asked for (`--toy-nodes` or `COGFLOW_TOY_NODES=1`).
-  static func registry(toyNodes: Bool) -> NodeRegistry {
-    var registry = builtinRegistry()
+  static func registry(toyNodes: Bool, pool: ModelPool = ModelPool()) -> NodeRegistry {
+    var registry = builtinRegistry(pool: pool)
     if toyNodes || ToyNodes.enabledByEnvironment {
       for type in ToyNodes.all { registry.register(type) }
     }
     return registry
   }
 
-  /// Loads and validates; on problems prints every diagnostic to stderr and exits with status 2.
-  static func load(_ options: WorkflowFileOptions, targets: [String] = []) throws -> (ResolvedWorkflow, NodeRegistry) {
-    let registry = registry(toyNodes: options.toyNodes)
+  /// Loads and validates (the engine's checks, then each node type's own: model file kinds, sizes, input files);
+  /// on problems prints every diagnostic to stderr and exits with status 2. The node types share `pool`.
+  static func load(_ options: WorkflowFileOptions, targets: [String] = [], pool: ModelPool = ModelPool()) throws
+    -> (ResolvedWorkflow, NodeRegistry)
+  {
+    let registry = registry(toyNodes: options.toyNodes, pool: pool)
     let modelsDirectory = options.models ?? ProcessInfo.processInfo.environment["COGFLOW_MODELS"]
     let resolveOptions = ResolveOptions(overrides: options.sets, targets: targets, modelsDirectory: modelsDirectory)
     guard FileManager.default.fileExists(atPath: options.workflow) else {
@@ -52,7 +55,10 @@ enum WorkflowCLI {
       throw ExitCode(2)
     }
     do {
-      return (try WorkflowResolver.load(path: options.workflow, registry: registry, options: resolveOptions), registry)
+      let workflow = try WorkflowResolver.load(path: options.workflow, registry: registry, options: resolveOptions)
+      let problems = WorkflowRunner.validate(workflow, registry: registry)
+      if !problems.isEmpty { throw WorkflowError.invalid(problems) }
+      return (workflow, registry)
     } catch let WorkflowError.invalid(diagnostics) {
       for diagnostic in diagnostics { printError(diagnostic.description) }
       printError("\(diagnostics.count) error\(diagnostics.count == 1 ? "" : "s") in \(options.workflow)")

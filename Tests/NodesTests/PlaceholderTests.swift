@@ -1,7 +1,0 @@
-import XCTest
-
-@testable import Nodes
-
-final class PlaceholderTests: XCTestCase {
-  func testTargetLinks() {}
-}
