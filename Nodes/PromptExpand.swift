@@ -13,7 +13,7 @@ import Workflow
 /// are not in it: a rerun never calls the server, and the same model behind another address shares entries.
 /// The API key comes only from the environment (`$COGFLOW_LLM_KEY`, then `OPENAI_API_KEY`, or the variable
 /// named by `api-key-env`); no parameter holds it.
-public struct PromptExpandNode: NodeType {
+public struct PromptExpandNode: ValidatingNodeType {
   /// Bump when the official template or the request/cleaning changes.
   public static let version = 1
 
@@ -97,6 +97,22 @@ public struct PromptExpandNode: NodeType {
       context.doNotCache("pass-through after a failed expansion: \(error)")
       return ["text": Artifact(text: prompt)]
     }
+  }
+
+  /// Checks what can be checked before a run: the form of `base-url` and `api-key-env`, and a `template` file.
+  /// A missing server or model is reported when the node runs (a workflow with `mode: off`, or one that
+  /// takes them from the environment of another machine, still validates).
+  public func validate(params: NodeParams) -> [String] {
+    guard (try? params.string("mode")) == "on" else { return [] }
+    var out: [String] = []
+    if let url = try? params.string("base-url"), !url.isEmpty {
+      do { _ = try ChatEndpoint.parseBaseURL(url) } catch { out.append("base-url: \(error)") }
+    }
+    do { _ = try apiKey((try? params.string("api-key-env")) ?? "") } catch { out.append("api-key-env: \(error)") }
+    if let path = params.files["template"] {
+      do { _ = try PromptTemplate.load(path: path) } catch { out.append("template: \(error)") }
+    }
+    return out
   }
 
   /// The API key: from the variable `api-key-env` names, else `$COGFLOW_LLM_KEY`, else `OPENAI_API_KEY`;

@@ -4,9 +4,8 @@ import XCTest
 @testable import Nodes
 @testable import Workflow
 
-/// The repository root (this file is Tests/NodesTests/PromptExpandSupport.swift).
-let expandRepoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-  .deletingLastPathComponent()
+/// The repository root.
+let expandRepoRoot = Paths.root
 
 /// A temporary folder per test, removed afterwards.
 final class ExpandTempDir {

@@ -247,6 +247,26 @@ final class PromptExpandTests: XCTestCase {
     XCTAssertTrue(unset.contains("NOPE_KEY"), unset)
   }
 
+  func testValidationChecksTheFormBeforeARun() {
+    let node = PromptExpandNode(environment: [:])
+    func params(_ with: [String: Value]) -> NodeParams {
+      var values: [String: Value] = [:]
+      for param in node.spec.params { values[param.name] = param.defaultValue }
+      for (name, value) in with { values[name] = value }
+      return NodeParams(values)
+    }
+    XCTAssertEqual(node.validate(params: params([:])), [], "server and model may come at run time")
+    let bad = params(["base-url": .string("ftp://h/v1"), "api-key-env": .string(Self.secret)])
+    let problems = node.validate(params: bad)
+    XCTAssertEqual(problems.count, 2, "\(problems)")
+    XCTAssertTrue(problems[0].hasPrefix("base-url: "), "\(problems)")
+    XCTAssertTrue(problems[1].hasPrefix("api-key-env: "), "\(problems)")
+    XCTAssertFalse(problems.joined().contains(Self.secret))
+    var off = bad
+    off.values["mode"] = .string("off")
+    XCTAssertEqual(node.validate(params: off), [], "mode off needs no server")
+  }
+
   func testEnvironmentSuppliesURLModelAndKey() throws {
     let server = try LLMTestServer([:])
     let env = ["COGFLOW_LLM_URL": server.baseURL, "COGFLOW_LLM_MODEL": "env-model", "OPENAI_API_KEY": "sk-fallback"]
