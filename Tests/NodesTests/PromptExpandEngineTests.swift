@@ -46,13 +46,13 @@ final class PromptExpandEngineTests: XCTestCase {
     let registry = NodeRegistry([PromptExpandNode(environment: environment), sink.node])
     let path = dir.write("w.yaml", yaml)
     let wf = try WorkflowResolver.load(path: path, registry: registry)
-    let log = ExpandLog()
+    let log = EventLog()
     var options = EngineOptions()
     if let jobs { options.jobs = jobs }
-    let engine = Engine(workflow: wf, registry: registry, cache: cache, options: options) { log.add($0) }
+    let engine = Engine(workflow: wf, registry: registry, cache: cache, options: options) { log.append($0) }
     let plan = engine.plan().map(\.json)
     let result = engine.run()
-    return Run(result: result, events: log.events.map(\.jsonLine), plan: plan, workflow: wf)
+    return Run(result: result, events: log.all.map(\.jsonLine), plan: plan, workflow: wf)
   }
 
   func workflow(_ server: LLMTestServer, extra: String = "", prompt: String = "a red fox") -> String {

@@ -91,30 +91,19 @@ final class LLMTestServer {
   }
 }
 
-/// Collects a node's log lines and the engine events (thread-safe).
+/// Collects a node's log lines (thread-safe).
 final class ExpandLog: @unchecked Sendable {
   private let lock = NSLock()
   private var lines: [String] = []
-  private var list: [EngineEvent] = []
   func add(_ line: String) {
     lock.lock()
     lines.append(line)
-    lock.unlock()
-  }
-  func add(_ event: EngineEvent) {
-    lock.lock()
-    list.append(event)
     lock.unlock()
   }
   var logLines: [String] {
     lock.lock()
     defer { lock.unlock() }
     return lines
-  }
-  var events: [EngineEvent] {
-    lock.lock()
-    defer { lock.unlock() }
-    return list
   }
 }
 

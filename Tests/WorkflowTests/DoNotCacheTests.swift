@@ -65,11 +65,15 @@ final class DoNotCacheTests: XCTestCase {
     return Engine(workflow: wf, registry: registry, cache: cache) { log.add($0) }.run()
   }
 
-  func testNotStoredButPassedOnMarkedAndRecomputedNextRun() throws {
+  /// A temporary folder with a cache, a fresh record and the test registry.
+  func fixture() throws -> (dir: TempDir, cache: DiskCache, record: Record, registry: NodeRegistry) {
     let dir = TempDir()
-    let cache = try DiskCache(root: dir.url.appendingPathComponent("cache"))
     let record = Record()
-    let reg = registry(record)
+    return (dir, try DiskCache(root: dir.url.appendingPathComponent("cache")), record, registry(record))
+  }
+
+  func testNotStoredButPassedOnMarkedAndRecomputedNextRun() throws {
+    let (dir, cache, record, reg) = try fixture()
     let path = dir.write(
       "w.yaml",
       """
@@ -97,10 +101,7 @@ final class DoNotCacheTests: XCTestCase {
   }
 
   func testIdenticalNodeSharesTheMark() throws {
-    let dir = TempDir()
-    let cache = try DiskCache(root: dir.url.appendingPathComponent("cache"))
-    let record = Record()
-    let reg = registry(record)
+    let (dir, cache, record, reg) = try fixture()
     let path = dir.write(
       "w.yaml",
       """
@@ -116,10 +117,7 @@ final class DoNotCacheTests: XCTestCase {
   }
 
   func testParameterOutsideTheKeyAndOptionalFile() throws {
-    let dir = TempDir()
-    let cache = try DiskCache(root: dir.url.appendingPathComponent("cache"))
-    let record = Record()
-    let reg = registry(record)
+    let (dir, cache, _, reg) = try fixture()
     func write(_ timeout: String, extra: String?) -> String {
       dir.write(
         "w.yaml",
