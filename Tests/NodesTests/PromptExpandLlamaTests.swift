@@ -13,7 +13,7 @@ import XCTest
 /// Run with
 ///   COGFLOW_LLAMA_TEST=1 COGFLOW_LLAMA_PYTHON=/path/to/venv/bin/python \
 ///     swift test -c release -Xswiftc -enable-testing --filter PromptExpandLlamaTests
-/// where that Python has `llama-cpp-python[server]` and `gguf` (see Tests/tools/README.md for the versions tried).
+/// where that Python has `llama-cpp-python[server]` (0.3.36 used) and `gguf` (0.19.0); see Tests/tools/README.md.
 final class PromptExpandLlamaTests: XCTestCase {
   var server: Process?
 
