@@ -88,7 +88,7 @@ final class PromptExpandLlamaTests: XCTestCase {
     // Random weights write noise: the answer ends (EOS), runs into max-tokens or is blank. Each is a full
     // round trip through the protocol; anything else (HTTP, JSON, content type) is a failure.
     let with: [String: Value] = [
-      "base-url": .string("http://127.0.0.1:\(port)/v1"), "model": .string("tiny"), "max-tokens": .int(16),
+      "base-url": .string("http://127.0.0.1:\(port)/v1"), "model": .string("tiny"),
       "seed": .int(1), "read-timeout": .float(120), "retries": .int(0),
     ]
     do {
@@ -98,9 +98,19 @@ final class PromptExpandLlamaTests: XCTestCase {
     } catch let error as PromptExpandError {
       let message = "\(error)"
       XCTAssertTrue(
-        message.contains("cut at max-tokens 16 (finish_reason length)") || message.contains("empty expansion"),
+        message.contains("cut at max-tokens 300 (finish_reason length)") || message.contains("empty expansion"),
         message)
       print("llama.cpp peer: \(message)")
     }
+
+    // A short template (the `template:` override): this tiny model then ends its answer, so the whole path to a
+    // cleaned expansion runs, and the seeded request gives the same text twice.
+    let template = dir.write("short.json", #"{"system": "Be brief.", "user_template": "{prompt}"}"#)
+    let first = try runExpand("a red fox", with: with, template: template)
+    let second = try runExpand("a red fox", with: with, template: template)
+    XCTAssertFalse(first.text.isEmpty)
+    XCTAssertEqual(first.text, second.text, "seed 1 at temperature 0.01 repeats")
+    XCTAssertNil(first.notCached)
+    print("llama.cpp peer, short template: \(first.text.debugDescription)")
   }
 }
