@@ -63,8 +63,9 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
-    // Fuzz driver for the ModelIO readers; the libFuzzer build is described in Tests/Fuzz/README.md.
-    .executableTarget(name: "cogflow-fuzz", dependencies: ["ModelIO"], path: "Tests/Fuzz", exclude: ["README.md"]),
+    // Fuzz driver for the ModelIO readers and the workflow front end; the libFuzzer build is described in Tests/Fuzz/README.md.
+    .executableTarget(
+      name: "cogflow-fuzz", dependencies: ["ModelIO", "Workflow"], path: "Tests/Fuzz", exclude: ["README.md", "corpus"]),
 
     .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
     .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensor"]),

@@ -11,15 +11,9 @@ final class MappedFile: @unchecked Sendable {
 
   init(path: String) throws {
     self.path = path
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw ModelIOError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+    let (fd, fileSize) = try openRegularFile(path)
     defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw ModelIOError.unreadable(path: path, reason: "stat failed") }
-    guard (st.st_mode & S_IFMT) == S_IFREG else {
-      throw ModelIOError.unreadable(path: path, reason: "not a regular file")
-    }
-    size = Int(st.st_size)
+    size = fileSize
     if size == 0 {
       // mmap refuses length 0; an empty file still needs a valid base address.
       base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16))
@@ -90,4 +84,39 @@ func checkedByteCount(_ shape: [Int], _ dtype: DType) -> Int? {
   guard let n = checkedElementCount(shape) else { return nil }
   let (b, o) = n.multipliedReportingOverflow(by: dtype.byteSize)
   return o ? nil : b
+}
+
+/// "a directory", "a FIFO (named pipe)", … for a `st_mode`.
+func fileKindName(_ mode: mode_t) -> String {
+  switch mode & S_IFMT {
+  case S_IFREG: return "a regular file"
+  case S_IFDIR: return "a directory"
+  case S_IFIFO: return "a FIFO (named pipe)"
+  case S_IFCHR: return "a character device"
+  case S_IFBLK: return "a block device"
+  case S_IFSOCK: return "a socket"
+  default: return "not a regular file"
+  }
+}
+
+/// Opens a file for reading only if it is a regular file: the descriptor is opened without blocking and its
+/// type checked with fstat before any read, so a FIFO or a device fails at once instead of hanging or never
+/// ending. The caller closes the descriptor.
+func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
+  let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+  guard fd >= 0 else {
+    let reason = errno == ENOENT ? "no such file or folder" : String(cString: strerror(errno))
+    throw ModelIOError.unreadable(path: path, reason: reason)
+  }
+  var st = stat()
+  guard fstat(fd, &st) == 0 else {
+    close(fd)
+    throw ModelIOError.unreadable(path: path, reason: "stat failed")
+  }
+  guard (st.st_mode & S_IFMT) == S_IFREG else {
+    close(fd)
+    throw ModelIOError.unreadable(path: path, reason: "\(fileKindName(st.st_mode)), not a regular file")
+  }
+  _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+  return (fd, Int(st.st_size))
 }

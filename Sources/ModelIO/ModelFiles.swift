@@ -29,6 +29,9 @@ public enum ModelFiles {
         path: path, reason: "folder is neither a SAT checkpoint ('latest') nor a Hugging Face model ('config.json')")
     }
     let head = try TorchCheckpoint.sniff(path)
+    if head.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
+      throw ModelIOError.unsupported(path: path, tensor: nil, reason: "this is a PNG image, not a model file")
+    }
     if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) || head.starts(with: [0x50, 0x4B, 0x05, 0x06]) {
       return (.torchZip, try TorchCheckpoint(path: path))
     }

@@ -13,6 +13,34 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
   /// Headers above this size are refused (the reference implementation uses the same bound).
   public static let maxHeaderBytes = 100 << 20
 
+  /// Tensors a header may list (`COGFLOW_MAX_TENSORS`, default 100,000; CogView3's largest file has ~2,000).
+  public static let maxTensors: Int = {
+    if let text = ProcessInfo.processInfo.environment["COGFLOW_MAX_TENSORS"], let n = Int(text), n > 0 { return n }
+    return 100_000
+  }()
+
+  /// Occurrences of an ASCII needle in bytes (linear; the needle has no repeated prefix).
+  static func occurrences(of needle: String, in bytes: UnsafeRawBufferPointer) -> Int {
+    let n = Array(needle.utf8)
+    guard let first = n.first, bytes.count >= n.count else { return 0 }
+    var count = 0
+    var i = 0
+    let last = bytes.count - n.count
+    while i <= last {
+      if bytes[i] == first {
+        var j = 1
+        while j < n.count && bytes[i + j] == n[j] { j += 1 }
+        if j == n.count {
+          count += 1
+          i += n.count
+          continue
+        }
+      }
+      i += 1
+    }
+    return count
+  }
+
   public let location: String
   public let metadata: [String: String]
   private let entries: [String: Entry]
@@ -88,6 +116,13 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     let dataStart = 8 + headerLen
     let dataSize = size - dataStart
     guard let base = bytes.baseAddress else { throw bad(nil, "empty file") }
+    // Bound the tensor count before building anything from the JSON: every entry needs a "data_offsets".
+    let tensorCount = Self.occurrences(of: "\"data_offsets\"", in: UnsafeRawBufferPointer(start: base + 8, count: headerLen))
+    guard tensorCount <= maxTensors else {
+      throw bad(
+        nil,
+        "header lists more than \(maxTensors) tensors (raise COGFLOW_MAX_TENSORS if this is intended)")
+    }
     let headerData = Data(bytes: base + 8, count: headerLen)
     let parsed: Any
     do {

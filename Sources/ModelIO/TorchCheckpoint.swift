@@ -186,11 +186,17 @@ public final class TorchCheckpoint: TensorSource, @unchecked Sendable {
   }
 
   static func sniff(_ path: String) throws -> [UInt8] {
-    guard let h = FileHandle(forReadingAtPath: path) else {
-      throw ModelIOError.unreadable(path: path, reason: "cannot open")
+    let (fd, _) = try openRegularFile(path)
+    defer { close(fd) }
+    var head = [UInt8](repeating: 0, count: 16)
+    var got = 0
+    while got < head.count {
+      let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+      if n < 0 && errno == EINTR { continue }
+      if n <= 0 { break }
+      got += n
     }
-    defer { try? h.close() }
-    return Array((try? h.read(upToCount: 16)) ?? Data())
+    return Array(head[..<got])
   }
 }
 

@@ -159,6 +159,12 @@ final class ZipArchive: @unchecked Sendable {
       }
       return (file.storage(), e.dataOffset, e.compressedSize)
     case 8:
+      // Deflated entries (the pickle) are inflated into memory: refused from the directory entry above the cap.
+      guard e.uncompressedSize <= Self.maxInflateBytes else {
+        throw bad(
+          "inflates to \(e.uncompressedSize) bytes, more than the \(Self.maxInflateBytes)-byte limit for compressed"
+            + " entries (raise COGFLOW_MAX_INFLATE_BYTES if this is intended)")
+      }
       let limit = e.compressedSize.multipliedReportingOverflow(by: Self.maxDeflateRatio)
       guard !limit.overflow, e.uncompressedSize <= limit.partialValue + 1024 else {
         throw bad("claims \(e.uncompressedSize) bytes from \(e.compressedSize) compressed bytes")
@@ -216,6 +222,15 @@ final class ZipArchive: @unchecked Sendable {
     }
     return dst.count - outLeft
   }
+
+  /// Largest size a deflated entry may inflate to (`COGFLOW_MAX_INFLATE_BYTES`, default 256 MiB). Tensor data
+  /// in torch.save zips is stored, not deflated, so only pickles and small records meet this bound.
+  static let maxInflateBytes: Int = {
+    if let text = ProcessInfo.processInfo.environment["COGFLOW_MAX_INFLATE_BYTES"], let n = Int(text), n > 0 {
+      return n
+    }
+    return 256 << 20
+  }()
 
   static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
     var c: uLong = CZlib.crc32(0, nil, 0)

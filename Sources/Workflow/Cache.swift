@@ -57,6 +57,9 @@ public final class DiskCache: @unchecked Sendable {
 
   public init(root: URL) throws {
     self.root = root
+    if let kind = RegularFile.kind(root.path), !kind.isDirectory {
+      throw WorkflowError.cache(path: root.path, message: "is \(kind.name), not a folder (give --cache a folder)")
+    }
     for sub in ["objects", "index", "locks", "tmp", "files", "history"] {
       do {
         try fm.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true)
@@ -235,7 +238,10 @@ public final class DiskCache: @unchecked Sendable {
   public func recordHistory(workflow: String, node: String, entry: CacheEntry) {
     let path = historyPath(workflow: workflow, node: node)
     let data = Self.encodeEntry(entry)
-    if let old = fm.contents(atPath: path), old == data { return }
+    if let old = fm.contents(atPath: path), old == data {
+      utimes(path, nil)  // in use: gc keeps history records used in the last 30 days
+      return
+    }
     try? atomicWrite(data, to: path, durable: false)
   }
 
@@ -321,6 +327,9 @@ public final class DiskCache: @unchecked Sendable {
   static func stamp(_ path: String) throws -> FileStamp {
     var st = stat()
     guard stat(path, &st) == 0 else { throw WorkflowError.io(path: path, message: "cannot stat: \(errnoText())") }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+      throw WorkflowError.io(path: path, message: "is \(RegularFile.kindName(st.st_mode)), not a regular file")
+    }
     #if os(Linux)
       let seconds = Int64(st.st_mtim.tv_sec)
       let nanos = Int64(st.st_mtim.tv_nsec)
@@ -335,7 +344,7 @@ public final class DiskCache: @unchecked Sendable {
 
   /// SHA-256 of a file's bytes, hashed once and then remembered (in memory and under `files/`) by path, size,
   /// mtime and inode, so a multi-GB model is read only when it changes.
-  public func fileDigest(_ path: String) throws -> String {
+  public func fileDigest(_ path: String, cancellation: CancellationToken? = nil) throws -> String {
     let stamp = try Self.stamp(path)
     memoLock.lock()
     if let memo = fileDigestMemo[path], memo.stamp == stamp {
@@ -352,7 +361,7 @@ public final class DiskCache: @unchecked Sendable {
       memoLock.unlock()
       return record.digest
     }
-    let digest = try SHA256.hashFile(atPath: path)
+    let digest = try Self.hashRegularFile(path, cancellation: cancellation)
     memoLock.lock()
     filesHashed += 1
     fileDigestMemo[path] = (stamp, digest)
@@ -361,6 +370,33 @@ public final class DiskCache: @unchecked Sendable {
       try? atomicWrite(json, to: recordPath, durable: false)
     }
     return digest
+  }
+
+  /// SHA-256 of a regular file (its type checked before any read), in 4 MiB chunks with a cancellation
+  /// check between them, so Ctrl-C during the first hashing of a multi-GB model ends the run at once.
+  public static func hashRegularFile(_ path: String, cancellation: CancellationToken? = nil) throws -> String {
+    let fd: Int32
+    do {
+      fd = try RegularFile.openRegular(path, what: "file").fd
+    } catch let problem as RegularFile.Problem {
+      throw WorkflowError.io(path: path, message: problem.message)
+    }
+    defer { close(fd) }
+    var hasher = SHA256()
+    let chunk = 4 << 20
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+    defer { buffer.deallocate() }
+    while true {
+      if cancellation?.isCancelled == true { throw CancelledError() }
+      let n = read(fd, buffer.baseAddress, chunk)
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw WorkflowError.io(path: path, message: "read failed: \(errnoText())")
+      }
+      if n == 0 { break }
+      hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+    }
+    return hasher.finalizeHex()
   }
 
   // MARK: maintenance
@@ -420,7 +456,9 @@ public final class DiskCache: @unchecked Sendable {
       guard let data = fm.contents(atPath: root.appendingPathComponent("config.json").path),
         let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
       else { return nil }
-      return object["maxBytes"] as? Int
+      // A budget that is not a non-negative size (hand-edited config) is ignored rather than emptying the cache.
+      guard let bytes = object["maxBytes"] as? Int, bytes >= 0 else { return nil }
+      return bytes
     }
     set {
       let object: [String: Any] = newValue.map { ["maxBytes": $0] } ?? [:]
@@ -436,6 +474,9 @@ public final class DiskCache: @unchecked Sendable {
     public var bytesFreed = 0
     public var bytesKept = 0
   }
+
+  /// Advisory records (history/, files/) untouched this long are removed by gc.
+  static let advisoryMaxAge: Double = 30 * 86_400
 
   /// How much an entry is worth keeping per byte: compute seconds saved, discounted by age (days since use).
   /// The lowest go first.
@@ -473,9 +514,30 @@ public final class DiskCache: @unchecked Sendable {
         sizes[digest] = size
       }
     }
-    var total = sizes.values.reduce(0, +)
+    // locks/: nothing runs while gc holds the cache exclusively, so no lock file is in use.
+    for path in listFiles("locks") { unlink(path) }
+    // history/ and files/ are advisory (plan's reasons, remembered digests): drop records unused for 30 days,
+    // and file-digest records of files that are gone.
+    for sub in ["history", "files"] {
+      for path in listFiles(sub) where now - fileMTime(path) > Self.advisoryMaxAge {
+        unlink(path)
+      }
+    }
+    for path in listFiles("files") {
+      if let data = fm.contents(atPath: path),
+        let record = try? JSONDecoder().decode(FileDigestRecord.self, from: data),
+        !fm.fileExists(atPath: record.stamp.path)
+      {
+        unlink(path)
+      }
+    }
+    // The budget counts everything the cache keeps: objects, index entries and the bookkeeping files.
+    var total = sizes.values.reduce(0, +) + entries.reduce(0) { $0 + fileSize($1.path) }
+    for sub in ["locks", "history", "files"] { total += listFiles(sub).reduce(0) { $0 + fileSize($1) } }
+    total += fileSize(root.appendingPathComponent("config.json").path)
     if let maxBytes {
       for e in entries.sorted(by: { $0.score < $1.score }) where total > maxBytes {
+        total -= fileSize(e.path)
         unlink(e.path)
         report.entriesRemoved += 1
         for o in e.entry.outputs.values {
@@ -489,6 +551,13 @@ public final class DiskCache: @unchecked Sendable {
         }
       }
     }
+    // Still over: the advisory history records go too (plan's reasons only).
+    if let maxBytes, total > maxBytes {
+      for path in listFiles("history") {
+        total -= fileSize(path)
+        unlink(path)
+      }
+    }
     report.bytesKept = total
     return report
   }
@@ -496,6 +565,8 @@ public final class DiskCache: @unchecked Sendable {
   public struct VerifyReport: Sendable {
     public var entriesChecked = 0
     public var objectsChecked = 0
+    /// Objects no entry pointed at, removed.
+    public var unreferencedRemoved = 0
     public var problems: [String] = []
   }
 
@@ -515,9 +586,17 @@ public final class DiskCache: @unchecked Sendable {
       entries.append((path, entry))
     }
     var badObjects = Set<String>()
+    var wanted = Set<String>()
+    for (_, entry) in entries { for record in entry.outputs.values { wanted.insert(record.digest) } }
     for path in listFiles("objects") {
       report.objectsChecked += 1
       let digest = (path as NSString).lastPathComponent
+      if !wanted.contains(digest) {
+        // Not corruption (a crash between an object and its entry leaves these): removed, counted apart.
+        unlink(path)
+        report.unreferencedRemoved += 1
+        continue
+      }
       let actual = (try? SHA256.hashFile(atPath: path)) ?? ""
       if actual != digest {
         report.problems.append("\(path): object checksum mismatch (removed)")

@@ -105,8 +105,8 @@ public final class Engine: @unchecked Sendable {
   private lazy var workflowSource: String = (try? String(contentsOfFile: workflow.file, encoding: .utf8)) ?? ""
 
   private func fileDigest(_ path: String) throws -> String {
-    if let cache { return try cache.fileDigest(path) }
-    return try SHA256.hashFile(atPath: path)
+    if let cache { return try cache.fileDigest(path, cancellation: options.cancellation) }
+    return try DiskCache.hashRegularFile(path, cancellation: options.cancellation)
   }
 
   // MARK: plan
@@ -273,32 +273,36 @@ public final class Engine: @unchecked Sendable {
   }
 
   /// Records a node's outcome and releases or blocks its dependents. Call with `lock` held.
+  /// Iterative: a failure at the head of a long chain skips the whole chain without deep recursion.
   private func finishLocked(_ id: String, outcome: NodeOutcome, outputs outs: [String: OutputRef]?) {
-    guard result.outcomes[id] == nil else { return }
-    result.outcomes[id] = outcome
-    finished += 1
-    if let outs { outputs[id] = outs }
-    for dep in dependents[id] ?? [] {
-      if outcome == .cached || outcome == .ran {
-        pendingInputs[dep, default: 1] -= 1
-        if pendingInputs[dep] == 0 && !blocked.contains(dep) {
-          if options.cancellation.isCancelled {
-            finishLocked(dep, outcome: .cancelled, outputs: nil)
-          } else {
-            enqueue(dep)
+    var work: [(id: String, outcome: NodeOutcome, outputs: [String: OutputRef]?)] = [(id, outcome, outs)]
+    while let (id, outcome, outs) = work.popLast() {
+      guard result.outcomes[id] == nil else { continue }
+      result.outcomes[id] = outcome
+      finished += 1
+      if let outs { outputs[id] = outs }
+      for dep in dependents[id] ?? [] {
+        if outcome == .cached || outcome == .ran {
+          pendingInputs[dep, default: 1] -= 1
+          if pendingInputs[dep] == 0 && !blocked.contains(dep) {
+            if options.cancellation.isCancelled {
+              work.append((dep, .cancelled, nil))
+            } else {
+              enqueue(dep)
+            }
           }
+        } else if !blocked.contains(dep) {
+          blocked.insert(dep)
+          if let node = workflow.node(dep) {
+            var event = EngineEvent(.nodeSkipped, node: dep, type: node.type)
+            event.message = outcome == .cancelled ? "cancelled" : "input from \(id) is missing (\(outcome.rawValue))"
+            emit(event)
+          }
+          work.append((dep, outcome == .cancelled ? .cancelled : .skipped, nil))
         }
-      } else if !blocked.contains(dep) {
-        blocked.insert(dep)
-        if let node = workflow.node(dep) {
-          var event = EngineEvent(.nodeSkipped, node: dep, type: node.type)
-          event.message = outcome == .cancelled ? "cancelled" : "input from \(id) is missing (\(outcome.rawValue))"
-          emit(event)
-        }
-        finishLocked(dep, outcome: outcome == .cancelled ? .cancelled : .skipped, outputs: nil)
       }
+      if finished == workflow.nodes.count { done.signal() }
     }
-    if finished == workflow.nodes.count { done.signal() }
   }
 
   private func inputRecords(_ node: ResolvedNode) -> [String: OutputRef] {
@@ -319,6 +323,8 @@ public final class Engine: @unchecked Sendable {
   }
 
   private func fail(_ node: ResolvedNode, key: String?, _ message: String) -> NodeOutcome {
+    // A node's error text is shown on terminals: control characters escaped, length capped.
+    let message = Diagnostic.sanitize(message)
     var event = EngineEvent(.nodeFailed, node: node.id, type: node.type, key: key)
     event.error = message
     emit(event)
@@ -340,6 +346,8 @@ public final class Engine: @unchecked Sendable {
       let parts: KeyParts
       do {
         parts = try KeyBuilder.parts(for: node, inputs: refs.mapValues(\.record), fileDigest: fileDigest)
+      } catch is CancelledError {
+        return (.cancelled, nil)
       } catch {
         return (fail(node, key: nil, "cannot hash its files: \(error)"), nil)
       }

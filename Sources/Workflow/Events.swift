@@ -48,7 +48,8 @@ public struct EngineEvent: Sendable {
     func add(_ name: String, _ value: String?) { if let value { fields.append((name, value)) } }
     add("node", node.map(Value.jsonString))
     add("type", type.map(Value.jsonString))
-    add("key", key.map(Value.jsonString))
+    // Every node event has `key`: null when it was never computed (a skipped or cancelled node).
+    add("key", key.map(Value.jsonString) ?? (node == nil ? nil : "null"))
     add("workflow", workflow.map(Value.jsonString))
     add("step", step.map(String.init))
     add("total", total.map(String.init))

@@ -55,10 +55,16 @@ public struct ResolveOptions: Sendable {
   public var targets: [String] = []
   /// Folder that relative model paths resolve against; nil: the declaring workflow file's folder.
   public var modelsDirectory: String?
-  public init(overrides: [String] = [], targets: [String] = [], modelsDirectory: String? = nil) {
+  /// At most this many node instances after matrix/foreach expansion (`--max-nodes`, `COGFLOW_MAX_NODES`).
+  public var maxNodes: Int = WorkflowLimits.defaultMaxNodes
+  public init(
+    overrides: [String] = [], targets: [String] = [], modelsDirectory: String? = nil,
+    maxNodes: Int = WorkflowLimits.defaultMaxNodes
+  ) {
     self.overrides = overrides
     self.targets = targets
     self.modelsDirectory = modelsDirectory
+    self.maxNodes = maxNodes
   }
 }
 
@@ -121,6 +127,10 @@ public struct WorkflowResolver {
       return nil
     }
     if let d = converted.doubleValue {
+      if d.isNaN && (min != nil || max != nil) {
+        error("\(what): NaN cannot be checked against the bounds \(min.map(Self.bound) ?? "-") … \(max.map(Self.bound) ?? "-")", location)
+        return nil
+      }
       if let min, d < min {
         error("\(what): \(value) is below the minimum \(Self.bound(min))", location)
         return nil
@@ -195,6 +205,9 @@ public struct WorkflowResolver {
         }
         out += value.text
         rest = after[after.index(after: close)...]
+      } else if after.hasPrefix("{") {
+        error("\(what): '${' is not closed by '}' (write $$ for a literal '$')", location)
+        return nil
       } else {
         out += "$"
         rest = after
@@ -280,6 +293,12 @@ public struct WorkflowResolver {
         error("\(what) must be a non-empty list, found \(value)", entry.value.location)
         return nil
       }
+      // Instances are named by value: a value listed twice would give two instances with one id.
+      var seenValues = Set<Value>()
+      for item in items where !seenValues.insert(item).inserted {
+        error("\(what) lists the value \(item) more than once", entry.value.location)
+        return nil
+      }
       if let decl = document.param(entry.name) {
         var checked: [Value] = []
         for item in items {
@@ -292,15 +311,26 @@ public struct WorkflowResolver {
       return items
     }
     for entry in document.matrix {
-      if paramOverrides[entry.name] != nil, let value = paramOverrides[entry.name] {
-        // --set on a matrix variable pins it to one value.
-        variableValues[entry.name] = [value]
-        matrixNames.append(entry.name)
+      if let value = paramOverrides[entry.name] {
+        // --set on a matrix variable pins it to one of its values.
+        if let values = listValue(entry, what: "matrix '\(entry.name)'") {
+          let pinned = values.first { $0 == value || (value.doubleValue != nil && $0.doubleValue == value.doubleValue) }
+          guard let pinned else {
+            error(
+              "--set \(entry.name)=\(value): not one of the matrix values \(Value.list(values).description)", nil)
+            poisoned.insert(entry.name)
+            continue
+          }
+          variableValues[entry.name] = [pinned]
+          matrixNames.append(entry.name)
+        }
         continue
       }
       if let values = listValue(entry, what: "matrix '\(entry.name)'") {
         variableValues[entry.name] = values
         matrixNames.append(entry.name)
+      } else {
+        poisoned.insert(entry.name)  // reported once; its references say nothing more
       }
     }
 
@@ -336,7 +366,11 @@ public struct WorkflowResolver {
           continue
         }
         foreachOwner[entry.name] = node.id
-        if let values = listValue(entry, what: "foreach '\(entry.name)'") { variableValues[entry.name] = values }
+        if let values = listValue(entry, what: "foreach '\(entry.name)'") {
+          variableValues[entry.name] = values
+        } else {
+          poisoned.insert(entry.name)
+        }
       }
     }
 
@@ -366,9 +400,14 @@ public struct WorkflowResolver {
     }
 
     // Cycles over the written graph, each reported with its path.
-    for cycle in findCycles(declarations.map(\.id), edges: upstream.mapValues { $0.map(\.node) }) {
+    let (cycles, moreCycles) = findCycles(
+      declarations.map(\.id), edges: upstream.mapValues { $0.map(\.node) }, limit: WorkflowLimits.maxCyclesListed)
+    for cycle in cycles {
       let first = declarations[declIndex[cycle[0]] ?? 0]
       error("cycle: \((cycle + [cycle[0]]).joined(separator: " -> "))", first.location)
+    }
+    if moreCycles {
+      error("cycle: more cycles than the \(WorkflowLimits.maxCyclesListed) listed; fix these and validate again", nil)
     }
     if diagnostics.contains(where: { $0.message.hasPrefix("cycle:") }) {
       throw WorkflowError.invalid(sortedDiagnostics())
@@ -378,10 +417,22 @@ public struct WorkflowResolver {
     var nodeVars: [String: Set<String>] = [:]
     var order: [String] = []
     var visited = Set<String>()
-    func visit(_ id: String) {
-      guard !visited.contains(id), let i = declIndex[id] else { return }
-      visited.insert(id)
-      for edge in upstream[id] ?? [] { visit(edge.node) }
+    // Post-order walk with an explicit stack (a long chain must not overflow the call stack).
+    func visit(_ root: String) {
+      var stack: [(id: String, expanded: Bool)] = [(root, false)]
+      while let (id, expanded) = stack.popLast() {
+        if expanded {
+          finish(id)
+          continue
+        }
+        guard !visited.contains(id), declIndex[id] != nil else { continue }
+        visited.insert(id)
+        stack.append((id, true))
+        for edge in (upstream[id] ?? []).reversed() where !visited.contains(edge.node) { stack.append((edge.node, false)) }
+      }
+    }
+    func finish(_ id: String) {
+      guard let i = declIndex[id] else { return }
       let node = declarations[i]
       var vars = Set<String>()
       for entry in node.with { vars.formUnion(Self.references(in: entry.value)) }
@@ -394,9 +445,36 @@ public struct WorkflowResolver {
     }
     for node in declarations { visit(node.id) }
 
+    // Count the instances before building any: a matrix multiplies them.
+    var planned = 0
+    for id in order {
+      guard specs[id] != nil else { continue }
+      var combos = 1
+      for name in nodeVars[id] ?? [] {
+        let (product, overflow) = combos.multipliedReportingOverflow(by: max(1, variableValues[name]?.count ?? 1))
+        combos = overflow ? Int.max : product
+      }
+      let (sum, overflow) = planned.addingReportingOverflow(combos)
+      planned = overflow ? Int.max : sum
+    }
+    if planned > options.maxNodes {
+      let text = planned == Int.max ? "more than \(Int.max)" : "\(planned)"
+      error(
+        "the workflow expands to \(text) node instances, more than the limit of \(options.maxNodes)"
+          + " (raise it with --max-nodes or COGFLOW_MAX_NODES)", nil)
+      throw WorkflowError.invalid(sortedDiagnostics())
+    }
+
     // Instances.
     var resolved: [ResolvedNode] = []
-    var instancesOf: [String: [(bindings: [String: Value], id: String)]] = [:]
+    // Instances of each node by their variables' values (upstream variables are a subset of the node's).
+    var instancesOf: [String: [[Value]: String]] = [:]
+    var sortedVars: [String: [String]] = [:]
+    for (id, vars) in nodeVars { sortedVars[id] = vars.sorted() }
+    var valueIndex: [String: [Value: Int]] = [:]
+    for (name, values) in variableValues {
+      valueIndex[name] = Dictionary(values.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    }
     var usedOverrides = Set<String>()
     for id in order {
       guard let i = declIndex[id], let spec = specs[id] else { continue }
@@ -417,7 +495,7 @@ public struct WorkflowResolver {
         if diagnostics.count > before { break }
         var scope = params
         for (name, value) in combo { scope[name] = value }
-        let instanceID = Self.instanceID(id, combo, values: variableValues)
+        let instanceID = Self.instanceID(id, combo, index: valueIndex)
         let bindings = Dictionary(combo, uniquingKeysWith: { a, _ in a })
         guard
           let node = resolveNode(
@@ -425,12 +503,17 @@ public struct WorkflowResolver {
             overrides: nodeOverrides[id] ?? [], usedOverrides: &usedOverrides,
             upstreamInstance: { up in
               guard let candidates = instancesOf[up] else { return nil }
-              return candidates.first { cand in cand.bindings.allSatisfy { bindings[$0.key] == $0.value } }?.id
+              var key: [Value] = []
+              for name in sortedVars[up] ?? [] {
+                guard let value = bindings[name] else { return nil }
+                key.append(value)
+              }
+              return candidates[key]
             },
             upstreamSpec: { specs[$0] })
         else { continue }
         resolved.append(node)
-        instancesOf[id, default: []].append((bindings, instanceID))
+        instancesOf[id, default: [:]][(sortedVars[id] ?? []).map { bindings[$0] ?? .null }] = instanceID
       }
     }
     for (node, list) in nodeOverrides {
@@ -490,14 +573,13 @@ public struct WorkflowResolver {
     }.map(\.element)
   }
 
-  static func instanceID(_ id: String, _ combo: [(String, Value)], values: [String: [Value]]) -> String {
+  static func instanceID(_ id: String, _ combo: [(String, Value)], index: [String: [Value: Int]]) -> String {
     guard !combo.isEmpty else { return id }
     let parts = combo.map { name, value -> String in
       let text = value.text
       let simple = text.count <= 16 && text.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) }
       if simple { return "\(name)=\(text)" }
-      let index = values[name]?.firstIndex(of: value) ?? 0
-      return "\(name)=#\(index)"
+      return "\(name)=#\(index[name]?[value] ?? 0)"
     }
     return "\(id)[\(parts.joined(separator: ","))]"
   }
@@ -564,11 +646,14 @@ public struct WorkflowResolver {
         if text.isEmpty && param.defaultValue == .string("") { continue }
         let path = URL(fileURLWithPath: text, relativeTo: URL(fileURLWithPath: decl.baseDirectory, isDirectory: true))
           .standardizedFileURL.path
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) || isDir.boolValue {
-          error("node '\(decl.id)' parameter '\(param.name)': file '\(text)' not found (looked at \(path))", location)
+        if let kind = RegularFile.kind(path) {
+          if kind.isRegular {
+            files[param.name] = path
+          } else {
+            error("node '\(decl.id)' parameter '\(param.name)': '\(text)' is \(kind.name), not a regular file", location)
+          }
         } else {
-          files[param.name] = path
+          error("node '\(decl.id)' parameter '\(param.name)': file '\(text)' not found (looked at \(path))", location)
         }
       default: break
       }
@@ -680,19 +765,30 @@ public struct WorkflowResolver {
       ? URL(fileURLWithPath: model.path)
       : URL(fileURLWithPath: model.path, relativeTo: URL(fileURLWithPath: base, isDirectory: true))
     let path = url.standardizedFileURL.path
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+    guard let kind = RegularFile.kind(path) else {
       error("model '\(model.name)': '\(model.path)' not found (looked at \(path))", model.location)
       return nil
     }
+    // Only regular files (and folders of them) are models: a FIFO or a device would never end.
+    guard kind.isRegular || kind.isDirectory else {
+      error("model '\(model.name)': '\(model.path)' is \(kind.name); a model is a regular file or a folder", model.location)
+      return nil
+    }
     var files: [String] = []
-    if isDir.boolValue {
+    if kind.isDirectory {
       let enumerator = FileManager.default.enumerator(
         at: URL(fileURLWithPath: path), includingPropertiesForKeys: [.isRegularFileKey],
         options: [.skipsHiddenFiles])
       while let item = enumerator?.nextObject() as? URL {
-        if (try? item.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
-          files.append(item.standardizedFileURL.path)
+        let itemPath = item.standardizedFileURL.path
+        guard let itemKind = RegularFile.kind(itemPath) else { continue }
+        if itemKind.isRegular {
+          files.append(itemPath)
+        } else if !itemKind.isDirectory {
+          error(
+            "model '\(model.name)': '\(itemPath)' in its folder is \(itemKind.name); a model folder holds regular files",
+            model.location)
+          return nil
         }
       }
       files.sort()
@@ -703,7 +799,10 @@ public struct WorkflowResolver {
   }
 
   private func suggestion(_ name: String, _ candidates: [String]) -> String {
-    let best = candidates.map { ($0, editDistance(name, $0)) }
+    // Bounded: a hint only for names up to 64 characters, against at most 10,000 candidates of similar length.
+    guard name.utf8.count <= 64 else { return "" }
+    let best = candidates.prefix(10_000).filter { abs($0.utf8.count - name.utf8.count) <= max(2, name.count / 3) }
+      .map { ($0, editDistance(name, $0)) }
       .filter { $0.1 <= max(2, name.count / 3) && $0.1 < name.count }
       .min { $0.1 < $1.1 }
     return best.map { " (did you mean '\($0.0)'?)" } ?? ""
@@ -727,31 +826,53 @@ func editDistance(_ a: String, _ b: String) -> Int {
   return previous[b.count]
 }
 
-/// Every elementary cycle reachable in `edges` (node → nodes it depends on), each as a path, found by DFS.
-func findCycles(_ nodes: [String], edges: [String: [String]]) -> [[String]] {
+/// Cycles in `edges` (node → nodes it depends on), each as a path, found by one depth-first search with an
+/// explicit stack: one cycle per back edge, at most `limit` of them (`more` says whether there were others).
+func findCycles(_ nodes: [String], edges: [String: [String]], limit: Int = Int.max) -> (
+  cycles: [[String]], more: Bool
+) {
   let known = Set(nodes)
   let order = Dictionary(nodes.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
   var state: [String: Int] = [:]  // 1 on stack, 2 done
-  var stack: [String] = []
+  var position: [String: Int] = [:]  // index in `path` while on stack
+  var path: [String] = []
+  var frames: [(node: String, next: Int)] = []
   var cycles: [[String]] = []
-  func dfs(_ n: String) {
+  var more = false
+  func push(_ n: String) {
     state[n] = 1
-    stack.append(n)
-    for m in edges[n] ?? [] {
-      if state[m] == 1, let start = stack.firstIndex(of: m) {
+    position[n] = path.count
+    path.append(n)
+    frames.append((n, 0))
+  }
+  for root in nodes where state[root] == nil {
+    push(root)
+    while let top = frames.last {
+      let out = edges[top.node] ?? []
+      if top.next >= out.count {
+        frames.removeLast()
+        path.removeLast()
+        position[top.node] = nil
+        state[top.node] = 2
+        continue
+      }
+      frames[frames.count - 1].next += 1
+      let m = out[top.next]
+      if state[m] == 1, let start = position[m] {
+        if cycles.count >= limit {
+          more = true
+          continue
+        }
         // Data-flow order (producer before consumer), starting at the node written first.
-        var cycle = Array(stack[start...].reversed())
+        var cycle = Array(path[start...].reversed())
         if let first = cycle.indices.min(by: { order[cycle[$0]] ?? 0 < order[cycle[$1]] ?? 0 }) {
           cycle = Array(cycle[first...] + cycle[..<first])
         }
         cycles.append(cycle)
       } else if state[m] == nil, known.contains(m) {
-        dfs(m)
+        push(m)
       }
     }
-    stack.removeLast()
-    state[n] = 2
   }
-  for n in nodes where state[n] == nil { dfs(n) }
-  return cycles
+  return (cycles, more)
 }

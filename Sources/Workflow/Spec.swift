@@ -61,18 +61,26 @@ public enum WorkflowReader {
   ]
   static let nodeKeys: Set = ["type", "use", "in", "with", "foreach", "doc"]
 
-  public static func read(path: String) -> WorkflowDocument {
+  /// Files being read (include cycles) and every file read so far (each is read once).
+  struct ReadState {
     var visiting: [String] = []
+    var read = Set<String>()
+  }
+
+  public static func read(path: String) -> WorkflowDocument {
+    var state = ReadState()
     let display = path
     let url = URL(fileURLWithPath: path).standardizedFileURL
-    return read(url: url, display: display, visiting: &visiting, isRoot: true)
+    return read(url: url, display: display, visiting: &state, isRoot: true)
   }
 
   public static func read(text: String, file: String, baseDirectory: String) -> WorkflowDocument {
-    var visiting: [String] = []
+    var visiting = ReadState()
     var doc = WorkflowDocument(file: file, version: nil, name: "", description: "")
     do {
-      let root = try YAMLParser.parse(text, file: file)
+      var duplicates: [YAMLError]? = []
+      let root = try YAMLParser.parse(text, file: file, duplicates: &duplicates)
+      addDuplicates(duplicates ?? [], root: root, into: &doc)
       parse(root, into: &doc, baseDirectory: baseDirectory, visiting: &visiting, isRoot: true)
     } catch let error as YAMLError {
       doc.diagnostics.append(Diagnostic(error.message, at: error.location))
@@ -82,13 +90,16 @@ public enum WorkflowReader {
     return doc
   }
 
-  static func read(url: URL, display: String, visiting: inout [String], isRoot: Bool) -> WorkflowDocument {
+  static func read(url: URL, display: String, visiting: inout ReadState, isRoot: Bool) -> WorkflowDocument {
     var doc = WorkflowDocument(file: display, version: nil, name: "", description: "")
+    visiting.read.insert(url.path)
     do {
-      let root = try YAMLParser.parse(contentsOf: url, displayPath: display)
-      visiting.append(url.path)
+      var duplicates: [YAMLError]? = []
+      let root = try YAMLParser.parse(contentsOf: url, displayPath: display, duplicates: &duplicates)
+      addDuplicates(duplicates ?? [], root: root, into: &doc)
+      visiting.visiting.append(url.path)
       parse(root, into: &doc, baseDirectory: url.deletingLastPathComponent().path, visiting: &visiting, isRoot: isRoot)
-      visiting.removeLast()
+      visiting.visiting.removeLast()
     } catch let error as YAMLError {
       doc.diagnostics.append(Diagnostic(error.message, at: error.location))
     } catch {
@@ -98,10 +109,19 @@ public enum WorkflowReader {
   }
 
   static func parse(
-    _ root: YAMLNode, into doc: inout WorkflowDocument, baseDirectory: String, visiting: inout [String], isRoot: Bool
+    _ root: YAMLNode, into doc: inout WorkflowDocument, baseDirectory: String, visiting: inout ReadState, isRoot: Bool
   ) {
     func error(_ message: String, _ location: SourceLocation) {
       doc.diagnostics.append(Diagnostic(message, at: location))
+    }
+    if root.isNull {
+      error("the file is empty: a workflow file is a mapping with 'cogflow: 1' and 'nodes:'", root.location)
+      return
+    }
+    // An included path may name any file: if it is not a workflow, say so without echoing its content.
+    if !isRoot, root.pairs?.contains(where: { topLevelKeys.contains($0.key.scalarText ?? "") }) != true {
+      error("included file is not a workflow file (it has none of the keys \(topLevelKeys.sorted().joined(separator: ", ")))", root.location)
+      return
     }
     guard let pairs = root.pairs else {
       error("a workflow file must be a mapping with 'cogflow: 1' and 'nodes:', found \(root.kindName)", root.location)
@@ -119,7 +139,7 @@ public enum WorkflowReader {
       seen[name] = key.location
       if !topLevelKeys.contains(name) {
         error(
-          "unknown top-level key '\(name)' (expected one of: \(topLevelKeys.sorted().joined(separator: ", ")))",
+          "unknown top-level key '\(Diagnostic.clip(name, 100))' (expected one of: \(topLevelKeys.sorted().joined(separator: ", ")))",
           key.location)
       }
     }
@@ -155,12 +175,18 @@ public enum WorkflowReader {
         }
         let url = URL(fileURLWithPath: rel, relativeTo: URL(fileURLWithPath: baseDirectory, isDirectory: true))
           .standardizedFileURL
-        if visiting.contains(url.path) {
+        if visiting.visiting.contains(url.path) {
           error("include cycle: '\(rel)' is already being read", entry.location)
           continue
         }
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        // Each file is read and merged once, however often it is included (a diamond shares it).
+        if visiting.read.contains(url.path) { continue }
+        guard let kind = RegularFile.kind(url.path) else {
           error("included file '\(rel)' not found (looked at \(url.path))", entry.location)
+          continue
+        }
+        guard kind.isRegular else {
+          error("included file '\(rel)' is \(kind.name), not a regular file", entry.location)
           continue
         }
         let display = relativeDisplay(url.path)
@@ -169,12 +195,14 @@ public enum WorkflowReader {
       }
     }
 
+    // Name sets keep overriding an included declaration linear in the number of declarations.
     if let params = root["params"] {
       if let pairs = params.pairs {
+        let included = Set(doc.params.map(\.name))
         for (key, value) in pairs {
           guard let name = key.scalarText else { continue }
           if let decl = parseParam(name: name, key: key, value: value, doc: &doc) {
-            doc.params.removeAll { $0.name == name }
+            if included.contains(name) { doc.params.removeAll { $0.name == name } }
             doc.params.append(decl)
           }
         }
@@ -185,6 +213,7 @@ public enum WorkflowReader {
 
     if let models = root["models"] {
       if let pairs = models.pairs {
+        let included = Set(doc.models.map(\.name))
         for (key, value) in pairs {
           guard let name = key.scalarText else { continue }
           var path: String?
@@ -202,7 +231,7 @@ public enum WorkflowReader {
             error("model '\(name)' needs a path (name: path or name: { path: … })", value.location)
             continue
           }
-          doc.models.removeAll { $0.name == name }
+          if included.contains(name) { doc.models.removeAll { $0.name == name } }
           doc.models.append(
             ModelDecl(name: name, path: path, doc: docText, location: value.location, baseDirectory: baseDirectory))
         }
@@ -226,9 +255,10 @@ public enum WorkflowReader {
 
     if let matrix = root["matrix"] {
       if let pairs = matrix.pairs {
+        let included = Set(doc.matrix.map(\.name))
         for (key, value) in pairs {
           guard let name = key.scalarText else { continue }
-          doc.matrix.removeAll { $0.name == name }
+          if included.contains(name) { doc.matrix.removeAll { $0.name == name } }
           doc.matrix.append((name: name, keyLocation: key.location, value: value))
         }
       } else {
@@ -238,16 +268,18 @@ public enum WorkflowReader {
 
     if let nodes = root["nodes"] {
       if let pairs = nodes.pairs {
+        var firstByID = Dictionary(doc.nodes.map { ($0.id, $0.location) }, uniquingKeysWith: { a, _ in a })
         for (key, value) in pairs {
           guard let id = key.scalarText else {
             error("node ids must be plain names", key.location)
             continue
           }
           if let node = parseNode(id: id, key: key, value: value, baseDirectory: baseDirectory, doc: &doc) {
-            if let first = doc.nodes.first(where: { $0.id == id }) {
-              error("duplicate node id '\(id)' (first defined at \(first.location))", key.location)
+            if let first = firstByID[id] {
+              error("duplicate node id '\(id)' (first defined at \(first))", key.location)
               continue
             }
+            firstByID[id] = node.location
             doc.nodes.append(node)
           }
         }
@@ -259,27 +291,43 @@ public enum WorkflowReader {
     }
   }
 
+  /// Duplicate keys from the YAML reader, except in mappings whose duplicates get a more specific message later
+  /// (the top level, `nodes:`, and a node's or template's `in:` / `with:`).
+  static func addDuplicates(_ duplicates: [YAMLError], root: YAMLNode, into doc: inout WorkflowDocument) {
+    guard !duplicates.isEmpty else { return }
+    var specific: Set<SourceLocation> = [root.location]
+    for section in ["nodes", "templates"] {
+      guard let entries = root[section] else { continue }
+      if section == "nodes" { specific.insert(entries.location) }
+      for (_, node) in entries.pairs ?? [] {
+        for field in ["in", "with"] { if let m = node[field] { specific.insert(m.location) } }
+      }
+    }
+    for duplicate in duplicates where !specific.contains(duplicate.mapping ?? duplicate.location) {
+      doc.diagnostics.append(Diagnostic(duplicate.message, at: duplicate.location))
+    }
+  }
+
   static func merge(_ sub: WorkflowDocument, into doc: inout WorkflowDocument) {
     doc.diagnostics += sub.diagnostics
-    for param in sub.params {
-      doc.params.removeAll { $0.name == param.name }
-      doc.params.append(param)
-    }
-    for model in sub.models {
-      doc.models.removeAll { $0.name == model.name }
-      doc.models.append(model)
-    }
+    let newParams = Set(sub.params.map(\.name))
+    doc.params.removeAll { newParams.contains($0.name) }
+    doc.params += sub.params
+    let newModels = Set(sub.models.map(\.name))
+    doc.models.removeAll { newModels.contains($0.name) }
+    doc.models += sub.models
     doc.templates.merge(sub.templates) { _, new in new }
-    for entry in sub.matrix {
-      doc.matrix.removeAll { $0.name == entry.name }
-      doc.matrix.append(entry)
-    }
+    let newMatrix = Set(sub.matrix.map(\.name))
+    doc.matrix.removeAll { newMatrix.contains($0.name) }
+    doc.matrix += sub.matrix
+    var firstByID = Dictionary(doc.nodes.map { ($0.id, $0.location) }, uniquingKeysWith: { a, _ in a })
     for node in sub.nodes {
-      if let first = doc.nodes.first(where: { $0.id == node.id }) {
+      if let first = firstByID[node.id] {
         doc.diagnostics.append(
-          Diagnostic("duplicate node id '\(node.id)' (first defined at \(first.location))", at: node.location))
+          Diagnostic("duplicate node id '\(node.id)' (first defined at \(first))", at: node.location))
         continue
       }
+      firstByID[node.id] = node.location
       doc.nodes.append(node)
     }
   }
@@ -341,8 +389,15 @@ public enum WorkflowReader {
       switch k.scalarText ?? "" {
       case "type": type = parseParamType(v, doc: &doc)
       case "default": defaultValue = Value.from(v)
-      case "min": min = Value.from(v)?.doubleValue
-      case "max": max = Value.from(v)?.doubleValue
+      case "min", "max":
+        guard let bound = Value.from(v)?.doubleValue, !bound.isNaN else {
+          doc.diagnostics.append(
+            Diagnostic(
+              "'\(k.scalarText ?? "")' of parameter '\(name)' must be a number, found \(v.scalarText.map { "'\(Diagnostic.clip($0, 100))'" } ?? v.kindName)",
+              at: v.location))
+          continue
+        }
+        if k.scalarText == "min" { min = bound } else { max = bound }
       case "doc": docText = v.scalarText ?? ""
       case "enum":
         if case .list(let items) = Value.from(v) ?? .null {

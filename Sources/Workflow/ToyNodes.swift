@@ -19,6 +19,25 @@ public enum ToyNodes {
 
   static func int(_ i: Int) -> Artifact { Artifact(text: String(i), type: "int") }
 
+  /// Checked arithmetic: an overflow fails the node with a message instead of trapping the process.
+  static func checked(_ op: String, _ r: (partialValue: Int, overflow: Bool)) throws -> Int {
+    if r.overflow { throw WorkflowError.usage("integer overflow in \(op)") }
+    return r.partialValue
+  }
+
+  /// Sleeps `ms` milliseconds (at most one day per call), in one-second slices so huge values cannot overflow.
+  static func sleep(ms: Int) throws {
+    guard ms >= 0, ms <= 86_400_000 else {
+      throw WorkflowError.usage("ms \(ms) is outside 0…86400000 (one day)")
+    }
+    var left = ms
+    while left > 0 {
+      let slice = min(left, 1000)
+      usleep(UInt32(slice) * 1000)
+      left -= slice
+    }
+  }
+
   /// Appends one line to `path` with O_APPEND (atomic for short lines, so several processes can share it).
   static func appendLine(_ line: String, to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
@@ -35,7 +54,8 @@ public enum ToyNodes {
       outputs: [PortSpec("out", "int")],
       params: [ParamSpec("value", .int, default: .int(0), min: -1_000_000, max: 1_000_000, doc: "a constant added")])
   ) { inputs, params, _ in
-    ["out": int(try intValue(inputs["a"]) + intValue(inputs["b"]) + params.int("value"))]
+    let ab = try checked("a + b", intValue(inputs["a"]).addingReportingOverflow(intValue(inputs["b"])))
+    return ["out": int(try checked("a + b + value", ab.addingReportingOverflow(params.int("value"))))]
   }
 
   public static let mul = ClosureNodeType(
@@ -44,7 +64,7 @@ public enum ToyNodes {
       inputs: [PortSpec("a", "int")], outputs: [PortSpec("out", "int")],
       params: [ParamSpec("factor", .int, default: .int(1), doc: "multiplier")])
   ) { inputs, params, _ in
-    ["out": int(try intValue(inputs["a"]) * params.int("factor"))]
+    ["out": int(try checked("a × factor", intValue(inputs["a"]).multipliedReportingOverflow(by: params.int("factor"))))]
   }
 
   /// Integer division: lets tests change an upstream value without changing this node's output (early cutoff).
@@ -54,7 +74,7 @@ public enum ToyNodes {
       inputs: [PortSpec("a", "int")], outputs: [PortSpec("out", "int")],
       params: [ParamSpec("divisor", .int, default: .int(1), min: 1, doc: "divisor")])
   ) { inputs, params, _ in
-    ["out": int(try intValue(inputs["a"]) / params.int("divisor"))]
+    ["out": int(try checked("a ÷ divisor", intValue(inputs["a"]).dividedReportingOverflow(by: params.int("divisor"))))]
   }
 
   public static let slow = ClosureNodeType(
@@ -74,7 +94,7 @@ public enum ToyNodes {
     let log = try params.string("log")
     if !log.isEmpty { try appendLine("start \(context.node) \(Date().timeIntervalSince1970)", to: log) }
     for step in 1...steps {
-      usleep(UInt32(ms) * 1000)
+      try sleep(ms: ms)
       try context.progress(step: step, total: steps)
     }
     if !log.isEmpty { try appendLine("done \(context.node) \(Date().timeIntervalSince1970)", to: log) }
@@ -93,7 +113,7 @@ public enum ToyNodes {
   ) { inputs, params, context in
     let log = try params.string("log")
     if !log.isEmpty { try appendLine("start \(context.node) \(Date().timeIntervalSince1970)", to: log) }
-    usleep(UInt32(try params.int("ms")) * 1000)
+    try sleep(ms: params.int("ms"))
     if !log.isEmpty { try appendLine("done \(context.node) \(Date().timeIntervalSince1970)", to: log) }
     return ["out": int(try intValue(inputs["a"]))]
   }
@@ -118,10 +138,10 @@ public enum ToyNodes {
         ParamSpec("ms", .int, default: .int(0), min: 0, doc: "milliseconds to sleep first"),
       ])
   ) { inputs, params, context in
-    usleep(UInt32(try params.int("ms")) * 1000)
+    try sleep(ms: params.int("ms"))
     let log = try params.string("log")
     if !log.isEmpty { try appendLine("\(context.node) \(context.key)", to: log) }
-    return ["out": int(try intValue(inputs["a"]) + params.int("value"))]
+    return ["out": int(try checked("a + value", intValue(inputs["a"]).addingReportingOverflow(params.int("value"))))]
   }
 
   /// Reads its model file (size in bytes is the output), logging each open: tests check cached reruns don't.
@@ -189,7 +209,7 @@ public enum ToyNodes {
     ["out": int(try inputs.required("text").text.count)]
   }
 
-  public static let all: [any NodeType] = [add, mul, div, slow, io, fail, counter, model, write, concat, length]
+  public static let all: [any NodeType] = [add, mul, div, slow, io, fail, counter, model, write, concat, length, image]
 
   /// Whether the environment asks for toy nodes (`COGFLOW_TOY_NODES=1`).
   public static var enabledByEnvironment: Bool { ProcessInfo.processInfo.environment["COGFLOW_TOY_NODES"] == "1" }

@@ -69,14 +69,55 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     case "false", "False", "FALSE": return .bool(false)
     default: break
     }
-    if let i = Int(text) { return .int(i) }
-    if text.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true, let d = Double(text) {
-      return .float(d)
+    // YAML 1.2 core schema: decimal, 0o octal and 0x hex ints; decimal floats; .inf / .nan.
+    if Self.isDecimalInt(text) {
+      if let i = Int(text) { return .int(i) }
+      if let d = Double(text) { return .float(d) }  // beyond Int: keep the magnitude
     }
-    if text == ".inf" || text == "+.inf" { return .float(.infinity) }
-    if text == "-.inf" { return .float(-.infinity) }
-    if text == ".nan" { return .float(.nan) }
+    if text.hasPrefix("0o"), text.dropFirst(2).first?.isHexDigit == true, let i = Int(text.dropFirst(2), radix: 8) { return .int(i) }
+    if text.hasPrefix("0x"), text.dropFirst(2).first?.isHexDigit == true, let i = Int(text.dropFirst(2), radix: 16) { return .int(i) }
+    if Self.isDecimalFloat(text), let d = Double(text) { return .float(d) }
+    switch text {
+    case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .float(.infinity)
+    case "-.inf", "-.Inf", "-.INF": return .float(-.infinity)
+    case ".nan", ".NaN", ".NAN": return .float(.nan)
+    default: break
+    }
     return .string(text)
+  }
+
+  /// `[-+]?[0-9]+`
+  static func isDecimalInt(_ text: String) -> Bool {
+    var digits = Substring(text)
+    if digits.first == "-" || digits.first == "+" { digits = digits.dropFirst() }
+    return !digits.isEmpty && digits.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+  }
+
+  /// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?` (YAML 1.2 core float, without inf/nan).
+  static func isDecimalFloat(_ text: String) -> Bool {
+    var rest = Substring(text).utf8[...]
+    func digits() -> Int {
+      var n = 0
+      while let c = rest.first, c >= 0x30 && c <= 0x39 {
+        rest = rest.dropFirst()
+        n += 1
+      }
+      return n
+    }
+    if rest.first == UInt8(ascii: "-") || rest.first == UInt8(ascii: "+") { rest = rest.dropFirst() }
+    let whole = digits()
+    var fraction = 0
+    if rest.first == UInt8(ascii: ".") {
+      rest = rest.dropFirst()
+      fraction = digits()
+    }
+    guard whole > 0 || fraction > 0 else { return false }
+    if rest.first == UInt8(ascii: "e") || rest.first == UInt8(ascii: "E") {
+      rest = rest.dropFirst()
+      if rest.first == UInt8(ascii: "-") || rest.first == UInt8(ascii: "+") { rest = rest.dropFirst() }
+      guard digits() > 0 else { return false }
+    }
+    return rest.isEmpty
   }
 
   /// Converts a YAML node (scalar or list of scalars) into a value; mappings are not values.

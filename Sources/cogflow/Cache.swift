@@ -46,7 +46,9 @@ struct CacheGC: ParsableCommand {
     var budget = cache.maxBytes
     if let maxSize {
       guard let size = WorkflowCLI.parseSize(maxSize) else {
-        WorkflowCLI.printError("error: --max-size '\(maxSize)' is not a size (e.g. 500M, 20G)")
+        WorkflowCLI.printError(
+          "error: --max-size '\(Diagnostic.sanitize(maxSize, limit: 100))' is not a size from 0 to 4 EiB"
+            + " (digits, an optional fraction and a unit K, M, G, T, P or E: e.g. 500M, 1.5G)")
         throw ExitCode(2)
       }
       budget = size
@@ -70,7 +72,8 @@ struct CacheVerify: ParsableCommand {
     for problem in report.problems { print(problem) }
     print(
       "checked \(report.entriesChecked) entries, \(report.objectsChecked) objects: "
-        + (report.problems.isEmpty ? "ok" : "\(report.problems.count) problems fixed"))
+        + (report.problems.isEmpty ? "ok" : "\(report.problems.count) problems fixed")
+        + (report.unreferencedRemoved > 0 ? "; removed \(report.unreferencedRemoved) unreferenced objects" : ""))
     if !report.problems.isEmpty { throw ExitCode(1) }
   }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Tensor
 
 @main
@@ -10,12 +11,23 @@ struct CogFlowCommand: ParsableCommand {
     subcommands: [
       RunCommand.self, PlanCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
       CacheCommand.self, InspectCommand.self, BenchCommand.self, WorkflowBenchCommand.self,
+      SubmitCommand.self, StatusCommand.self, ReportCommand.self,
     ]
   )
 
   /// Re-executes once with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic kernels.
   static func main() {
     BLASCore.reexecIfUntuned()
-    main(nil)
+    do {
+      var command = try parseAsRoot(nil)
+      try command.run()
+    } catch {
+      // ArgumentParser's usage errors exit 64 (EX_USAGE); CogFlow documents exit status 2 for bad arguments.
+      if exitCode(for: error) == .validationFailure {
+        FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+        Foundation.exit(2)
+      }
+      exit(withError: error)
+    }
   }
 }

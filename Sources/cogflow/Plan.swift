@@ -25,6 +25,8 @@ struct PlanCommand: ParsableCommand {
       print("\(item.status == "cached" ? "cached" : "run   ")  \(node)  \(key)  \(item.type): \(item.reason)")
     }
     let runs = items.filter { $0.status == "run" }.count
-    print("\(items.count - runs) cached, \(runs) to run")
+    let pending = items.contains { $0.status == "run" && $0.key == nil }
+    // A node whose input is still to be computed may turn out cached (early cutoff): an upper bound then.
+    print("\(items.count - runs) cached, \(pending ? "at most " : "")\(runs) to run")
   }
 }

@@ -20,11 +20,14 @@ struct RunCommand: ParsableCommand {
   @Option(help: "Write JSON-lines events to FILE, or '-' for stdout.") var events: String?
   @Flag(help: "Neither read nor write the cache.") var noCache = false
   @Flag(help: "No progress display on stderr.") var quiet = false
+  @Option(help: "Run part I of N of the batch's instances (0-based), or 'auto' under Slurm/Kubernetes.") var shard:
+    String?
 
   func run() throws {
     // One model pool per run: each model loaded once, released after its last user.
     let pool = ModelPool()
-    let (workflow, registry) = try WorkflowCLI.load(file, targets: target, pool: pool)
+    let (loaded, registry) = try WorkflowCLI.load(file, targets: target, pool: pool)
+    let (workflow, shardSpec) = try ShardCLI.select(shard, loaded)
     pool.prepare(workflow)
     let cache = noCache ? nil : try cacheOptions.open()
     var options = EngineOptions()
@@ -56,7 +59,7 @@ struct RunCommand: ParsableCommand {
       eventWriter?.write(event)
       display?.handle(event)
     }
-    let result = engine.run()
+    let result = ShardCLI.recorded(engine, shard: shardSpec, cache: cache)
 
     if let cache, let budget = cache.maxBytes {
       _ = try? cache.exclusive(wait: false) { cache.collectGarbage(maxBytes: budget) }

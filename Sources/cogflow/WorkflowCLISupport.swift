@@ -11,6 +11,8 @@ struct WorkflowFileOptions: ParsableArguments {
   @Option(
     help: "Folder that relative model paths resolve against (default: $COGFLOW_MODELS, else the workflow's folder).")
   var models: String?
+  @Option(help: "At most this many node instances after matrix/foreach expansion (default: $COGFLOW_MAX_NODES, else 100000).")
+  var maxNodes: Int?
   @Flag(help: .hidden) var toyNodes = false
 }
 
@@ -49,9 +51,19 @@ enum WorkflowCLI {
   {
     let registry = registry(toyNodes: options.toyNodes, pool: pool)
     let modelsDirectory = options.models ?? ProcessInfo.processInfo.environment["COGFLOW_MODELS"]
-    let resolveOptions = ResolveOptions(overrides: options.sets, targets: targets, modelsDirectory: modelsDirectory)
-    guard FileManager.default.fileExists(atPath: options.workflow) else {
-      printError("error: workflow file '\(options.workflow)' not found")
+    if let maxNodes = options.maxNodes, maxNodes < 1 {
+      printError("error: --max-nodes must be at least 1, got \(maxNodes)")
+      throw ExitCode(2)
+    }
+    let resolveOptions = ResolveOptions(
+      overrides: options.sets, targets: targets, modelsDirectory: modelsDirectory,
+      maxNodes: options.maxNodes ?? WorkflowLimits.defaultMaxNodes)
+    guard let kind = RegularFile.kind(options.workflow) else {
+      printError("error: workflow file '\(Diagnostic.sanitize(options.workflow))' not found")
+      throw ExitCode(2)
+    }
+    guard kind.isRegular else {
+      printError("error: workflow file '\(Diagnostic.sanitize(options.workflow))' is \(kind.name), not a regular file")
       throw ExitCode(2)
     }
     do {
@@ -66,15 +78,43 @@ enum WorkflowCLI {
     }
   }
 
-  /// Parses 500, 64K, 10M, 2G, 1T (powers of 1024).
+  /// Largest size accepted: 4 EiB.
+  static let maxSize = 1 << 62
+
+  /// Parses 500, 64K, 1.5G, 10MiB, 2TB (powers of 1024): digits with an optional fraction, then an optional
+  /// unit K, M, G, T, P or E (with an optional "B" or "iB"). Nothing else: no sign, exponent, nan or inf.
+  /// nil when it is not such a size or exceeds 4 EiB.
   static func parseSize(_ text: String) -> Int? {
-    let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
-    var body = text.uppercased()
-    if body.hasSuffix("B") { body.removeLast() }
-    if let last = body.last, let unit = units[last] {
-      return Double(body.dropLast()).map { Int($0 * Double(unit)) }
+    let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60]
+    var body = Substring(text.uppercased())
+    if body.hasSuffix("IB") {
+      body = body.dropLast(2)
+      guard let last = body.last, units[last] != nil else { return nil }
+    } else if body.hasSuffix("B") {
+      body = body.dropLast()
     }
-    return Int(body)
+    var unit = 1
+    if let last = body.last, let u = units[last] {
+      unit = u
+      body = body.dropLast()
+    }
+    let parts = body.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+    guard let whole = parts.first, !whole.isEmpty, whole.count <= 20,
+      whole.allSatisfy({ $0.isASCII && $0.isNumber })
+    else { return nil }
+    var fraction: Substring = ""
+    if parts.count == 2 {
+      fraction = parts[1]
+      guard !fraction.isEmpty, fraction.count <= 20, fraction.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+        return nil
+      }
+    }
+    guard let w = Int(whole) else { return nil }
+    let (wholeBytes, overflow) = w.multipliedReportingOverflow(by: unit)
+    guard !overflow, wholeBytes <= maxSize else { return nil }
+    let fractionBytes = fraction.isEmpty ? 0 : Int((Double("0." + fraction) ?? 0) * Double(unit))
+    let total = wholeBytes + fractionBytes
+    return total <= maxSize ? total : nil
   }
 
   static func formatSize(_ bytes: Int) -> String {

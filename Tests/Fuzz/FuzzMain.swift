@@ -1,5 +1,31 @@
 import Foundation
 import ModelIO
+import Workflow
+
+/// The fuzz targets: `COGFLOW_FUZZ_TARGET=modelio` (default) or `workflow`.
+enum FuzzTarget {
+  static let name = ProcessInfo.processInfo.environment["COGFLOW_FUZZ_TARGET"] ?? "modelio"
+
+  static func run(_ bytes: UnsafeRawBufferPointer) -> Int {
+    name == "workflow" ? WorkflowFuzz.run(bytes) : ModelIOFuzz.run(bytes)
+  }
+}
+
+/// The workflow front end on untrusted text: YAML → reader → validation → expansion → plan (no cache, toy
+/// node types, at most 1,000 instances). Errors are expected; crashes, hangs and large allocations are findings.
+enum WorkflowFuzz {
+  static let registry = NodeRegistry(ToyNodes.all)
+  static let base = FileManager.default.temporaryDirectory.appendingPathComponent("cogflow-fuzz-empty").path
+
+  static func run(_ bytes: UnsafeRawBufferPointer) -> Int {
+    let text = String(decoding: bytes, as: UTF8.self)
+    let document = WorkflowReader.read(text: text, file: "fuzz.yaml", baseDirectory: base)
+    var resolver = WorkflowResolver(registry: registry, options: ResolveOptions(maxNodes: 1_000))
+    guard let workflow = try? resolver.resolve(document) else { return 0 }
+    _ = Engine(workflow: workflow, registry: registry, cache: nil).plan()
+    return 1
+  }
+}
 
 #if COGFLOW_LIBFUZZER
   // libFuzzer build (Tests/Fuzz/README.md). SwiftPM renames an executable's entry point, so libFuzzer's
@@ -22,7 +48,7 @@ import ModelIO
       var argc = CommandLine.argc
       var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
       let rc = driver(&argc, &argv) { data, size in
-        ModelIOFuzz.run(UnsafeRawBufferPointer(start: data, count: size))
+        _ = FuzzTarget.run(UnsafeRawBufferPointer(start: data, count: size))
         return 0
       }
       exit(rc)
@@ -46,21 +72,33 @@ import ModelIO
         }
       }
       if corpus.isEmpty { corpus = [[0]] }
-      var rng = SplitMix(seed: 0x5EED)
+      let seed = ProcessInfo.processInfo.environment["COGFLOW_FUZZ_SEED"].flatMap { UInt64($0) } ?? 0x5EED
+      var rng = SplitMix(seed: seed)
       let start = Date()
       var execs = 0
       var accepted = 0
       let crashPath = "fuzz-crash.bin"
-      while Date().timeIntervalSince(start) < seconds {
+      // COGFLOW_FUZZ_CLOCK=cpu: `seconds` counts this process's CPU time (fair on a loaded machine).
+      let cpuClock = ProcessInfo.processInfo.environment["COGFLOW_FUZZ_CLOCK"] == "cpu"
+      func elapsed() -> Double {
+        guard cpuClock else { return Date().timeIntervalSince(start) }
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+      }
+      while elapsed() < seconds {
         var input = corpus[Int(rng.next() % UInt64(corpus.count))]
         for _ in 0..<(1 + Int(rng.next() % 8)) { mutate(&input, &rng, corpus) }
         // Saved before the run, removed after: a crash leaves the input behind.
-        FileManager.default.createFile(atPath: crashPath, contents: Data(input))
-        accepted += input.withUnsafeBytes { ModelIOFuzz.run($0) }
+        _ = FileManager.default.createFile(atPath: crashPath, contents: Data(input))
+        accepted += input.withUnsafeBytes { FuzzTarget.run($0) }
         execs += 1
       }
       try? FileManager.default.removeItem(atPath: crashPath)
-      print("execs \(execs) in \(Int(seconds)) s, \(accepted) acceptances, corpus \(corpus.count), no crash")
+      print(
+        "target \(FuzzTarget.name): execs \(execs) in \(Int(seconds)) s (\(cpuClock ? "CPU" : "wall")),"
+          + " \(accepted) acceptances,"
+          + " corpus \(corpus.count), no crash")
     }
 
     static func mutate(_ b: inout [UInt8], _ rng: inout SplitMix, _ corpus: [[UInt8]]) {

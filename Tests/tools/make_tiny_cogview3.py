@@ -116,15 +116,19 @@ def make_spiece(folder):
                    pad_id=0, eos_id=1, unk_id=2, bos_id=-1, byte_fallback=False, num_threads=1,
                    shuffle_input_sentence=False, character_coverage=1.0, max_sentence_length=8192)
     corpus = english_corpus(random.Random(SEED), 3000)
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
-        prefix = os.path.join(tmp, "spiece")
-        tsv = os.path.join(tmp, "rules.tsv")
-        with open(tsv, "w") as f:
-            f.write(normalization_rules())
-        train = dict(options, normalization_rule_tsv=tsv)
-        del train["normalization_rule_name"]
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_prefix=prefix, **train)
-        shutil.copy(prefix + ".model", os.path.join(folder, "spiece.model"))
+        # Relative names: the trainer stores them in the model, so the file does not depend on the temp path.
+        os.chdir(tmp)
+        try:
+            with open("rules.tsv", "w") as f:
+                f.write(normalization_rules())
+            train = dict(options, normalization_rule_tsv="rules.tsv")
+            del train["normalization_rule_name"]
+            spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_prefix="spiece", **train)
+        finally:
+            os.chdir(cwd)
+        shutil.copy(os.path.join(tmp, "spiece.model"), os.path.join(folder, "spiece.model"))
     sp = spm.SentencePieceProcessor(model_file=os.path.join(folder, "spiece.model"))
     assert [sp.id_to_piece(i) for i in range(3)] == ["<pad>", "</s>", "<unk>"], "T5 special ids"
     return options, sp.get_piece_size()
