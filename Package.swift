@@ -59,7 +59,7 @@ let package = Package(
       name: "Workflow", dependencies: ["CYAML", .product(name: "Crypto", package: "swift-crypto")]),
     .target(
       name: "Nodes", dependencies: ["Tensor", "ModelIO", "Models", "Diffusion", "Workflow"],
-      path: "Nodes", exclude: ["README.md"]),
+      path: "Nodes", exclude: ["README.md", "Resources"]),
     .executableTarget(
       name: "cogflow",
       dependencies: [

@@ -17,5 +17,6 @@ public func builtinRegistry(pool: ModelPool = ModelPool()) -> NodeRegistry {
     LoadLatentNode(),
     SaveLatentNode(),
     LoadTextNode(),
+    PromptExpandNode(),
   ])
 }

@@ -22,6 +22,8 @@ public struct RunResult: Sendable {
   /// Failure messages, each naming the node, its type and the cause.
   public var errors: [String] = []
   public var keys: [String: String] = [:]
+  /// Nodes whose outputs were passed on but not stored (`NodeContext.doNotCache`), with their notes.
+  public var notCached: [String: String] = [:]
   public var cancelled = false
   public var seconds: Double = 0
   public var succeeded: Bool { errors.isEmpty && !cancelled }
@@ -364,6 +366,7 @@ public final class Engine: @unchecked Sendable {
       lock.lock()
       if let owner = keyOwners[key], owner != id {
         if let outs = keyOutputs[key] {
+          inheritNotCached(id, from: owner)
           lock.unlock()
           var event = EngineEvent(.nodeCached, node: id, type: node.type, key: key)
           event.message = "same key as \(owner)"
@@ -376,6 +379,7 @@ public final class Engine: @unchecked Sendable {
             { [self] in
               // Called with `lock` held by the owner's completion.
               if let outs = keyOutputs[key] {
+                inheritNotCached(id, from: owner)
                 var event = EngineEvent(.nodeCached, node: id, type: node.type, key: key)
                 event.message = "same key as \(owner)"
                 emit(event)
@@ -417,6 +421,11 @@ public final class Engine: @unchecked Sendable {
       lock.unlock()
       return (outcome, outs)
     }
+  }
+
+  /// A node that took an identical node's outputs in this run shares its not-stored mark. Call with `lock` held.
+  private func inheritNotCached(_ id: String, from owner: String) {
+    if let note = result.notCached[owner] { result.notCached[id] = note }
   }
 
   /// Lookup, lock, lookup again, compute. `retry` asks the caller to recompute the key because an input
@@ -478,7 +487,10 @@ public final class Engine: @unchecked Sendable {
     }
     lock.lock()
     provenance.workflowSource = workflowSource
-    for id in ancestors { provenance.nodeKeys[id] = result.keys[id] }
+    for id in ancestors {
+      provenance.nodeKeys[id] = result.keys[id]
+      if let note = result.notCached[id] { provenance.notCached[id] = note }
+    }
     lock.unlock()
     for id in ancestors.union([node.id]).sorted() {
       guard let current = workflow.node(id) else { continue }
@@ -561,6 +573,17 @@ public final class Engine: @unchecked Sendable {
     }
     if let extra = produced.keys.first(where: { node.spec.output($0) == nil }) {
       return (fail(node, key: key, "implementation returned undeclared output '\(extra)'"), nil)
+    }
+    if let note = context.doNotCacheNote {
+      // Passed on, not stored: the key lock (if any) is released by the deferred release above.
+      lock.lock()
+      result.notCached[node.id] = note
+      lock.unlock()
+      var event = EngineEvent(.nodeDone, node: node.id, type: node.type, key: key)
+      event.seconds = seconds
+      event.message = "not cached: \(note)"
+      emit(event)
+      return (.ran, outs)
     }
     let entry = CacheEntry(
       key: key, nodeType: node.type, version: node.spec.version, outputs: outs.mapValues(\.record), seconds: seconds,

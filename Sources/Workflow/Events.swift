@@ -127,6 +127,7 @@ public final class ProgressDisplay: @unchecked Sendable {
     case .nodeDone:
       active.removeAll { $0.node == node }
       line = String(format: "  done    %@ (%@) %.2fs", node, event.type ?? "", event.seconds ?? 0)
+      if let note = event.message, let done = line { line = done + " [\(note)]" }
     case .nodeFailed:
       active.removeAll { $0.node == node }
       line = "  FAILED  \(node) (\(event.type ?? "")): \(event.error ?? "")"

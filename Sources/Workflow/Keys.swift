@@ -57,6 +57,7 @@ enum KeyBuilder {
         guard let path = node.params.files[param.name] else { continue }
         files[param.name] = try fileDigest(path)
       default:
+        guard param.affectsKey else { continue }
         if let value = node.params.values[param.name] { params[param.name] = value.canonicalJSON }
       }
     }

@@ -76,10 +76,13 @@ public struct ParamSpec: Sendable, Hashable {
   public var min: Double?
   public var max: Double?
   public var doc: String
+  /// False for settings that cannot change the outputs (timeouts, retries, a server address): they stay out of
+  /// the key, so changing them never recomputes a node. `model` and `file` parameters always enter the key.
+  public var affectsKey: Bool
 
   public init(
     _ name: String, _ type: ParamType, default defaultValue: Value? = nil, min: Double? = nil, max: Double? = nil,
-    doc: String = ""
+    doc: String = "", affectsKey: Bool = true
   ) {
     self.name = name
     self.type = type
@@ -87,6 +90,7 @@ public struct ParamSpec: Sendable, Hashable {
     self.min = min
     self.max = max
     self.doc = doc
+    self.affectsKey = affectsKey
   }
 }
 
@@ -295,6 +299,9 @@ public struct Provenance: Sendable {
   public var models: [String: ProvenanceModel] = [:]
   /// This node's model/file parameters → digest over their files (as in its key).
   public var fileDigests: [String: String] = [:]
+  /// Nodes finished before this one whose outputs were passed on but not stored (`NodeContext.doNotCache`),
+  /// by node id → the note they gave (e.g. a prompt expansion that fell back to the raw prompt).
+  public var notCached: [String: String] = [:]
 
   public init() {}
 }
@@ -351,6 +358,25 @@ public final class NodeContext: @unchecked Sendable {
 
   /// A line for the user (a `node-log` event; shown by the display).
   public func log(_ message: String) { onLog(message) }
+
+  private let noteLock = NSLock()
+  private var uncachedNote: String?
+
+  /// Asks the engine to pass this run's outputs downstream without storing them, so the next run computes the
+  /// node again (a fallback result, a pass-through). `note` says why; it appears in the `node-done` event, in
+  /// `RunResult.notCached` and in the provenance of the nodes that follow.
+  public func doNotCache(_ note: String) {
+    noteLock.lock()
+    uncachedNote = note
+    noteLock.unlock()
+  }
+
+  /// The note given to `doNotCache`, nil when the outputs may be stored.
+  public var doNotCacheNote: String? {
+    noteLock.lock()
+    defer { noteLock.unlock() }
+    return uncachedNote
+  }
 }
 
 /// A node implementation. Implementations must be deterministic functions of their inputs, parameters and

@@ -642,6 +642,8 @@ public struct WorkflowResolver {
         }
         if let resolvedModel = resolveModel(model) { models[param.name] = resolvedModel }
       case .file:
+        // An empty default marks an optional file: left empty, the node gets none (and nothing enters the key).
+        if text.isEmpty && param.defaultValue == .string("") { continue }
         let path = URL(fileURLWithPath: text, relativeTo: URL(fileURLWithPath: decl.baseDirectory, isDirectory: true))
           .standardizedFileURL.path
         if let kind = RegularFile.kind(path) {
