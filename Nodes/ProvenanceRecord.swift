@@ -62,8 +62,9 @@ public struct ProvenanceRecord: Codable, Sendable, Equatable {
   /// The models `node` and its ancestors read, by model name.
   public var models: [String: Model]
   /// Ancestors whose outputs were passed on without being cached (a prompt-expand pass-through after a server
-  /// failure), with the engine's note: such an image may not reproduce, and a rerun asks again.
-  public var notCached: [String: String]
+  /// failure), with the engine's note: such an image may not reproduce, and a rerun asks again. Absent (nil)
+  /// when every ancestor was cached, so such records keep the fields they always had.
+  public var notCached: [String: String]?
 
   /// The record for the node running with `context`.
   public init(context: NodeContext) throws {
@@ -78,7 +79,7 @@ public struct ProvenanceRecord: Codable, Sendable, Equatable {
     node = Node(id: context.node, type: context.type, key: context.key)
     ancestors = p.nodeKeys
     models = p.models.mapValues { Model(path: $0.path, digest: $0.digest) }
-    notCached = p.notCached
+    notCached = p.notCached.isEmpty ? nil : p.notCached
   }
 
   // MARK: JSON and PNG chunks

@@ -145,28 +145,31 @@ final class ShardTinyBatchCLITests: XCTestCase {
     let scratch = Scratch()
     var env = CLI.environment(cache: scratch.cache)
     env["COGFLOW_TOY_NODES"] = nil
-    let sets = ["size=64", "steps=2", "lines=[0, 2]", "seeds=[1, 2]"].flatMap { ["--set", $0] }
+    // The same `--set` words in both runs (the PNG's provenance records them), each run in its own folder.
+    let sets = ["size=64", "steps=2", "lines=[0, 2]", "seeds=[1, 2]", "output=img"].flatMap { ["--set", $0] }
+    let shardDir = scratch.path + "/shards"
+    let oneDir = scratch.path + "/one"
+    for dir in [shardDir, oneDir] {
+      try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
     for index in 0..<2 {
       let out = try CLI.run(
-        ["run", workflow, "--models", models, "--shard", "\(index)/2", "--quiet"] + sets
-          + ["--set", "output=\(scratch.path)/shard"], env: env, cwd: scratch.path)
+        ["run", workflow, "--models", models, "--shard", "\(index)/2", "--quiet"] + sets, env: env, cwd: shardDir)
       XCTAssertEqual(out.status, 0, out.stderr)
     }
     let single = scratch.path + "/single"
     let one = try CLI.run(
-      ["run", workflow, "--models", models, "--cache", single, "--quiet"] + sets
-        + ["--set", "output=\(scratch.path)/one"], env: env, cwd: scratch.path)
+      ["run", workflow, "--models", models, "--cache", single, "--quiet"] + sets, env: env, cwd: oneDir)
     XCTAssertEqual(one.status, 0, one.stderr)
     // The cached tensors (conditionings, latents, images) are the same bytes; so are the saved PNGs.
     XCTAssertEqual(ToyBatch.objects(scratch.cache), ToyBatch.objects(single))
     for name in ["0-1", "0-2", "2-1", "2-2"] {
-      let a = try Data(contentsOf: URL(fileURLWithPath: "\(scratch.path)/shard-\(name).png"))
-      let b = try Data(contentsOf: URL(fileURLWithPath: "\(scratch.path)/one-\(name).png"))
+      let a = try Data(contentsOf: URL(fileURLWithPath: "\(shardDir)/img-\(name).png"))
+      let b = try Data(contentsOf: URL(fileURLWithPath: "\(oneDir)/img-\(name).png"))
       XCTAssertEqual(a, b, name)
     }
     let report = try CLI.run(
-      ["report", workflow, "--models", models, "--out", "rep"] + sets + ["--set", "output=\(scratch.path)/shard"],
-      env: env, cwd: scratch.path)
+      ["report", workflow, "--models", models, "--out", "rep"] + sets, env: env, cwd: shardDir)
     XCTAssertEqual(report.status, 0, report.stderr)
     XCTAssertTrue(report.stdout.contains(": 4 images,"), report.stdout)
     XCTAssertTrue(report.stdout.contains(" 0 failed, 0 missing)"), report.stdout)
