@@ -131,7 +131,7 @@ class Trainer:
             self.ema.update(self.model, self.step)
         if self.step % every == 0 or self.step == self.steps:
             recent = self.losses[-every:]
-            log(self.stage, f"step {self.step}/{self.steps} loss {sum(recent) / len(recent):.4f}")
+            log(self.stage, f"step {self.step}/{self.steps} loss {sum(recent) / len(recent):.5g}")
         if time.time() - self.last_save > SAVE_MINUTES * 60:
             self.save()
 

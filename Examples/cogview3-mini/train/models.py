@@ -183,7 +183,7 @@ class Seq(nn.ModuleList):
 
 
 UNET_DEFAULTS = dict(
-    model_channels=64, channel_mult=[1, 2, 2], num_res_blocks=1, attention_resolutions=[2, 4],
+    model_channels=64, channel_mult=[1, 1, 1], num_res_blocks=1, attention_resolutions=[2, 4],
     transformer_depth=[1, 1, 1], num_head_channels=32, context_dim=128, adm_in_channels=1536, groups=32,
     guidance_embed_dim=None,
 )
