@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from common import (
-    BASE_SIZE, RELAY_SIZE, Ema, TextEncoder, Trainer, atomic_save, ckpt_root, device, log, mark_done, pick_caption,
+    BASE_SIZE, RELAY_SIZE, Ema, TextEncoder, Trainer, ckpt_root, device, log, pick_caption,
     require, scenes, setup_threads, t5_folder,
 )
 from models import UNET_DEFAULTS, AutoencoderKL, Denoiser, UNet, count, sigma_table, size_vector
@@ -93,15 +93,8 @@ def main(kind: str) -> None:
             inp = blurred + sig[t].view(-1, 1, 1, 1) * (noise + 0.05 * off)
         d = den(net, inp, sig[t], ctx, y)
         loss = ((d - z0) ** 2 / sig[t].view(-1, 1, 1, 1) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        tr.after_step(loss.item())
-    tr.save()
-    atomic_save({"model": tr.weights(), "cfg": net.cfg}, ckpt_root() / stage / "final.pt")
-    mark_done(stage, {"steps": steps, "params": count(net), "cfg": net.cfg, "image_size": size,
-                      "final_loss": sum(tr.losses[-100:]) / max(1, len(tr.losses[-100:]))})
+        tr.optimise(loss)
+    tr.finish({"params": count(net), "image_size": size})
 
 
 if __name__ == "__main__":

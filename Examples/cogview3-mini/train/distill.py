@@ -19,7 +19,6 @@ zL + σ(499)·ε with the same ε.
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from common import (
-    BASE_SIZE, RELAY_SIZE, Ema, TextEncoder, Trainer, atomic_save, ckpt_root, device, log, mark_done, pick_caption,
+    BASE_SIZE, RELAY_SIZE, Ema, TextEncoder, Trainer, ckpt_root, device, log, pick_caption,
     require, scenes, setup_threads, t5_folder,
 )
 from diffusion import load_vae
@@ -114,15 +113,8 @@ def main(kind: str, n: int) -> None:
             sj = sig[4]
         d = s_den(xj, sj)
         loss = ((d - target) ** 2).mean() / sj**2
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
-        tr.after_step(loss.item())
-    tr.save()
-    atomic_save({"model": tr.weights(), "cfg": student.cfg}, ckpt_root() / stage / "final.pt")
-    mark_done(stage, {"steps": STEPS, "teacher": TEACHER[(kind, n)], "cfg": student.cfg,
-                      "final_loss": sum(tr.losses[-100:]) / max(1, len(tr.losses[-100:]))})
+        tr.optimise(loss)
+    tr.finish({"teacher": TEACHER[(kind, n)]})
 
 
 if __name__ == "__main__":

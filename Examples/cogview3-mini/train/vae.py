@@ -102,11 +102,8 @@ def main() -> None:
         rec = vae.decoder(vae.post_quant_conv(z))
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
         loss = (rec - x).abs().mean() + F.mse_loss(rec, x) + KL_WEIGHT * kl * mean[0].numel()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        tr.after_step(loss.item(), every=20)
-        if tr.step % 200 == 0:
+        tr.optimise(loss, clip=None)
+        if tr.step % int(os.environ.get("VAE_CHECK_EVERY", "200")) == 0:
             log(STAGE, f"colour check: {colour_check(vae, dev)}")
     tr.save()
     vae.load_state_dict(tr.weights())
