@@ -2,8 +2,8 @@
 
     python3 distill.py base 8     # teacher: base UNet + CFG 7.5 on the 16-step grid, 2 teacher steps per student step
     python3 distill.py base 4     # teacher: the 8-step student (w = 7.5, no CFG), 2 steps per student step
-    python3 distill.py relay 2    # teacher: relay UNet + CFG 7.5, LinearRelay N=24 P=12; student N=4 P=2
-                                  #   (t = 499, 249), 6 teacher steps per student step (the grids share those points)
+    python3 distill.py relay 2    # teacher: relay UNet + CFG 7.5; student N=5 P=2 (t = 399 then 199, blur 1 then
+                                  #   1/2: the plan of Workflows/distilled-8+2.yaml), 6 teacher steps per student step
     python3 distill.py relay 1    # teacher: the 2-step relay student; student N=5 P=1 (one step at t = 199,
                                   #   the released config), target = the teacher's 2-step output for the same ε
 
@@ -12,9 +12,11 @@ channels), no bias; w_dim 512 base, 256 relay, as the released configs) and is a
 Per training step: a data latent z0 (and, for relay, zL = encode(up(down(x)))), a random student grid
 index j, the student's input x_j on the training distribution (base: z0 + σ_j·ε; relay: the blurred
 F_k + σ_j·ε), the teacher's sub-steps from x_j to the student's next grid point, and the D that would
-make one student step land there (inverting the Euler / relay update). Loss: (D_student − D_target)²/σ_j².
+make one student step land there (inverting the Euler / relay update). For relay 2 the teacher's
+sub-steps run between the student's grid points with σ at evenly spaced table indices and the blur
+fraction interpolated linearly (`relay_blur_step`; the 24-point grid has no point at t = 399 or 199). Loss: (D_student − D_target)²/σ_j².
 The relay 1-step student is trained from zL + σ(199)·ε against the teacher's full output from
-zL + σ(499)·ε with the same ε.
+zL + σ(399)·ε with the same ε.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,14 +33,15 @@ from common import (
     require, scenes, setup_threads, t5_folder,
 )
 from diffusion import load_vae
-from models import UNet, count, size_vector
-from sampling import grid_sigmas, inverse_euler, inverse_relay, make_denoiser, relay_edm, relay_update
+from models import UNet, count, size_vector, step_grid
+from sampling import SIGMAS, grid_sigmas, inverse_euler, inverse_relay, make_denoiser, relay_blur_step, relay_edm
 
 STEPS = int(os.environ.get("DISTILL_STEPS", "1500"))
 BATCH = int(os.environ.get("UNET_BATCH", "16"))
 W = 7.5
 TEACHER = {("base", 8): "base", ("base", 4): "distill-base-8", ("relay", 2): "relay", ("relay", 1): "distill-relay-2"}
 W_DIM = {"base": 512, "relay": 256}
+TEACHER_SUBSTEPS = 6
 
 
 def load_unet(stage: str, dev) -> UNet:
@@ -94,22 +98,25 @@ def main(kind: str, n: int) -> None:
                 target = inverse_euler(xj, xt, sig[j], sig[j + 1])
             sj = sig[j]
         elif n == 2:
-            sig = grid_sigmas(4)  # student N=4, P=2: indices 2, 3 (t = 499, 249)
+            sig = grid_sigmas(5)  # student N=5, P=2: indices 3, 4 (t = 399, 199), k = 2, 1
             jj = int(torch.randint(0, 2, (), generator=gen))
-            j, k = 2 + jj, 2 - jj
+            j, k = 3 + jj, 2 - jj
             xj = z0 + (k / 2) * (zl - z0) + sig[j] * eps
             with torch.no_grad():
-                tsig = grid_sigmas(24)  # teacher N=24, P=12; student point j ↔ teacher index 12 + 6·jj
+                t0, t1 = step_grid(5)[j], (step_grid(5) + [-1])[j + 1]
+                ts = np.linspace(t0, t1, TEACHER_SUBSTEPS + 1).round().astype(int)
+                ss = [float(SIGMAS[t]) if t >= 0 else 0.0 for t in ts]
+                bs = np.linspace(k / 2, (k - 1) / 2, TEACHER_SUBSTEPS + 1)
                 xt = xj
-                for i in range(12 + 6 * jj, 18 + 6 * jj):
-                    xt = relay_update(xt, t_den(xt, tsig[i]), zl, tsig[i], tsig[i + 1], 24 - i, 12)
+                for i in range(TEACHER_SUBSTEPS):
+                    xt = relay_blur_step(xt, t_den(xt, ss[i]), zl, ss[i], ss[i + 1], bs[i], bs[i + 1])
                 target = inverse_relay(xj, xt, zl, sig[j], sig[j + 1], k, 2)
             sj = sig[j]
         else:
             sig = grid_sigmas(5)
             xj = zl + sig[4] * eps
             with torch.no_grad():
-                target = relay_edm(t_den, zl, eps, 4, 2)
+                target = relay_edm(t_den, zl, eps, 5, 2)
             sj = sig[4]
         d = s_den(xj, sj)
         loss = ((d - target) ** 2).mean() / sj**2

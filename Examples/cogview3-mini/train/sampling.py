@@ -36,6 +36,13 @@ def relay_update(x, d, zl, s, s_next, k: int, p: int):
     return r * x + (1 - r + beta) * d - beta * zl
 
 
+def relay_blur_step(x, d, zl, s, s_next, b: float, b_next: float):
+    """The relay step for any blur fractions: x = F_b + σ·ε with F_b = D + b·(zL − D), stepped DDIM-like
+    to (σ_next, b_next). With b = k/P, b_next = (k−1)/P it is exactly `relay_update`."""
+    f, f_next = d + b * (zl - d), d + b_next * (zl - d)
+    return f_next + (s_next / s) * (x - f)
+
+
 def relay_edm(denoise, zl: torch.Tensor, eps: torch.Tensor, n: int, p: int) -> torch.Tensor:
     """LinearRelayEDMSampler(num_steps=n, partial_num_steps=p): start x = zL + σ[n−p]·ε, run the last p steps."""
     sig = grid_sigmas(n)
@@ -130,5 +137,5 @@ def generate(models: dict, context: torch.Tensor, seed: int, base_size: int, pla
     elif plan == "distilled-4+1":
         z2 = relay_edm(make_denoiser(models["relay1"], context, y2, None, 7.5), zl, eps_r.to(dev), 5, 1)
     else:
-        z2 = relay_edm(make_denoiser(models["relay2"], context, y2, None, 7.5), zl, eps_r.to(dev), 4, 2)
+        z2 = relay_edm(make_denoiser(models["relay2"], context, y2, None, 7.5), zl, eps_r.to(dev), 5, 2)
     return to_png_tensor(vae.decode(z2)), img
