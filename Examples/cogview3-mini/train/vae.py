@@ -128,7 +128,7 @@ def main() -> None:
     final = colour_check(vae, dev)
     log(STAGE, f"calibrated latent by a={a:.4f}; colour check after training: {final}")
     atomic_save({"model": vae.state_dict(), "cfg": vae.cfg}, ckpt_root() / STAGE / "final.pt")
-    ok = final["worst_error"] < float(os.environ.get("VAE_COLOUR_TOL", "0.15"))
+    ok = final["worst_error"] < float(os.environ.get("VAE_COLOUR_TOL", "0.25"))
     info = {"steps": STEPS, "calibration": a, "colour_init": first, "colour_final": final, "colour_ok": ok,
             "final_loss": sum(tr.losses[-50:]) / max(1, len(tr.losses[-50:]))}
     if not ok and os.environ.get("VAE_ALLOW_COLOUR_FAIL") != "1":
