@@ -14,8 +14,9 @@ Colour (the previous attempt's VAE lost it; flat red, green and blue crops encod
 - A chroma term (L1 of the error minus its grey part, weight VAE_CHROMA = 1) adds weight to colour.
 - The reconstruction loss is L1 + MSE in the RGB space the UNets see ([-1, 1]); the KL weight is
   small (1e-6 per element, as LDM's f8 VAEs), so it cannot wash the latent out.
-- `colour_check()` encodes flat red/green/blue/white/black crops and checks (a) their latent means are
-  apart and (b) decode(encode(x)) keeps each colour (mean abs error per channel). It runs before
+- `colour_check()` encodes flat crops and checks (a) that pure red/green/blue/white/black get latent
+  means apart and (b) that decode(encode(x)) keeps each colour of the world's palette (mean abs error
+  per channel; the pure primaries' errors are logged too, they lie outside the palette). It runs before
   training on the untrained network (architecture check: the latents must already differ) and after
   training (reconstruction check); the stage fails if the trained check fails.
 
@@ -48,15 +49,27 @@ FLAT = {"red": (1, -1, -1), "green": (-1, 1, -1), "blue": (-1, -1, 1), "white": 
 
 @torch.no_grad()
 def colour_check(vae: AutoencoderKL, dev, size: int = 32) -> dict:
-    """Latent separation and reconstruction error of flat colour crops."""
-    x = torch.tensor(list(FLAT.values()), dtype=torch.float32, device=dev)[:, :, None, None].expand(-1, -1, size, size)
-    mean, _ = vae.moments(x)
-    m = mean.mean(dim=(2, 3))
-    dist = torch.cdist(m, m)
-    sep = (dist + torch.eye(len(FLAT), device=dev) * 1e9).min().item() / (m.std().item() + 1e-12)
-    rec = vae.decode(mean * SCALE_FACTOR).clamp(-1, 1)
-    err = (rec - x).abs().mean(dim=(2, 3)).max(dim=1).values  # worst channel per colour, in [-1,1] units
-    return {"separation": sep, "worst_error": err.max().item(), "errors": dict(zip(FLAT, [round(e, 3) for e in err.tolist()]))}
+    """Flat crops through encode → decode: `separation` of the pure primaries' mean latents (smallest
+    pairwise distance / latent std), `worst_error` over the world's palette (the seven shape colours
+    and the five backgrounds, which the gate uses), and the primaries' errors for the record. Errors
+    are the worst channel of mean |decode(encode(x)) − x|, in [-1, 1] units."""
+
+    def run(colours: list) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.tensor(colours, dtype=torch.float32, device=dev)[:, :, None, None].expand(-1, -1, size, size)
+        mean, _ = vae.moments(x)
+        rec = vae.decode(mean * SCALE_FACTOR).clamp(-1, 1)
+        return mean.mean(dim=(2, 3)), (rec - x).abs().mean(dim=(2, 3)).max(dim=1).values
+
+    m, prim_err = run(list(FLAT.values()))
+    sep = (torch.cdist(m, m) + torch.eye(len(FLAT), device=dev) * 1e9).min().item() / (m.std().item() + 1e-12)
+    palette = {**scenes.COLOURS, **scenes.BACKGROUNDS}
+    _, err = run([[c / 127.5 - 1 for c in rgb] for rgb in palette.values()])
+    worst = max(palette, key=lambda k: err[list(palette).index(k)].item())
+    return {
+        "separation": round(sep, 4), "worst_error": round(err.max().item(), 4), "worst_colour": worst,
+        "palette_errors": {k: round(e, 3) for k, e in zip(palette, err.tolist()) if k in ("red", "green", "blue")},
+        "primary_errors": dict(zip(FLAT, [round(e, 3) for e in prim_err.tolist()])),
+    }
 
 
 def crops(step: int, gen: torch.Generator) -> torch.Tensor:
