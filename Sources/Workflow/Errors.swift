@@ -171,7 +171,9 @@ public enum RegularFile {
       while offset < size {
         let n = read(fd, raw.baseAddress! + offset, size - offset)
         if n < 0 && errno == EINTR { continue }
-        guard n >= 0 else { throw Problem(message: "cannot read \(what) '\(path)': \(String(cString: strerror(errno)))") }
+        guard n >= 0 else {
+          throw Problem(message: "cannot read \(what) '\(path)': \(String(cString: strerror(errno)))")
+        }
         if n == 0 { break }
         offset += n
       }

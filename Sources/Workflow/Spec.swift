@@ -120,7 +120,9 @@ public enum WorkflowReader {
     }
     // An included path may name any file: if it is not a workflow, say so without echoing its content.
     if !isRoot, root.pairs?.contains(where: { topLevelKeys.contains($0.key.scalarText ?? "") }) != true {
-      error("included file is not a workflow file (it has none of the keys \(topLevelKeys.sorted().joined(separator: ", ")))", root.location)
+      error(
+        "included file is not a workflow file (it has none of the keys \(topLevelKeys.sorted().joined(separator: ", ")))",
+        root.location)
       return
     }
     guard let pairs = root.pairs else {
