@@ -232,6 +232,15 @@ final class HardeningTests: XCTestCase {
     let all = messages(dir.write("w.yaml", text))
     XCTAssertTrue(all.contains("is a FIFO (named pipe); a model is a regular file or a folder"), all)
     XCTAssertTrue(all.contains("'/dev/zero' is a character device"), all)
+    // Hashing checks for cancellation between chunks.
+    let big = dir.path("big.bin")
+    XCTAssertTrue(FileManager.default.createFile(atPath: big, contents: Data(count: 9 << 20)))
+    let token = CancellationToken()
+    token.cancel()
+    XCTAssertThrowsError(try DiskCache.hashRegularFile(big, cancellation: token)) { error in
+      XCTAssertTrue(error is CancelledError, "\(error)")
+    }
+    XCTAssertEqual(try DiskCache.hashRegularFile(big), try SHA256.hashFile(atPath: big))
     XCTAssertThrowsError(try DiskCache.hashRegularFile("/dev/zero")) { error in
       XCTAssertTrue("\(error)".contains("character device, not a regular file"), "\(error)")
     }
