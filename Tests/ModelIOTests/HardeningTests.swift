@@ -49,4 +49,32 @@ final class ModelIOHardeningTests: XCTestCase {
       _ = try ModelFiles.open(Fixture.path("png/gray8.png"))
     }
   }
+
+  /// A one-entry zip whose deflated entry claims `claimed` bytes (hand-built: local header, data, directory).
+  func zip(claimed: UInt32, data: [UInt8]) -> [UInt8] {
+    func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff)] }
+    func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(v >> (8 * UInt32($0)) & 0xff) } }
+    let name = Array("archive/data.pkl".utf8)
+    var out = le32(0x0403_4b50) + le16(20) + le16(0) + le16(8) + le16(0) + le16(0) + le32(0)
+    out += le32(UInt32(data.count)) + le32(claimed) + le16(name.count) + le16(0) + name + data
+    let directory = out.count
+    out += le32(0x0201_4b50) + le16(20) + le16(20) + le16(0) + le16(8) + le16(0) + le16(0) + le32(0)
+    out += le32(UInt32(data.count)) + le32(claimed) + le16(name.count) + le16(0) + le16(0) + le16(0) + le16(0)
+    out += le32(0) + le32(0) + name
+    let directorySize = out.count - directory
+    out += le32(0x0605_4b50) + le16(0) + le16(0) + le16(1) + le16(1) + le32(UInt32(directorySize))
+    out += le32(UInt32(directory)) + le16(0)
+    return out
+  }
+
+  func testInflateIsCappedFromTheDirectoryEntry() throws {
+    let bytes = zip(claimed: 300 << 20, data: [UInt8](repeating: 0, count: 400_000))
+    let archive = try bytes.withUnsafeBytes { try ZipArchive(file: MappedFile(copying: $0, name: "bomb.pt")) }
+    let entry = try XCTUnwrap(archive.entries.first)
+    assertModelIOError([
+      "archive/data.pkl", "more than the \(ZipArchive.maxInflateBytes)-byte limit", "COGFLOW_MAX_INFLATE_BYTES",
+    ]) {
+      _ = try archive.contents(entry, verify: false)
+    }
+  }
 }
