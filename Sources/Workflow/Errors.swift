@@ -112,6 +112,8 @@ public enum WorkflowLimits {
   public static let defaultMaxNodes = environment("COGFLOW_MAX_NODES", default: 100_000)
   /// Characters of one error message (fixed): longer values are cut and counted, not echoed.
   public static let messageMaxChars = 2_000
+  /// Files in one chain of includes (fixed): reading an include recurses.
+  public static let maxIncludeDepth = 64
   /// Cycles listed by validation (fixed); the count of the rest is given.
   public static let maxCyclesListed = 100
 }

@@ -181,6 +181,12 @@ public enum WorkflowReader {
           error("include cycle: '\(rel)' is already being read", entry.location)
           continue
         }
+        // Reading an include recurses: the nesting is bounded (a chain of distinct files cannot overflow the stack).
+        guard visiting.visiting.count < WorkflowLimits.maxIncludeDepth else {
+          error(
+            "includes nested deeper than \(WorkflowLimits.maxIncludeDepth) files; '\(rel)' is not read", entry.location)
+          continue
+        }
         // Each file is read and merged once, however often it is included (a diamond shares it).
         if visiting.read.contains(url.path) { continue }
         guard let kind = RegularFile.kind(url.path) else {

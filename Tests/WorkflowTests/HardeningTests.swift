@@ -193,6 +193,12 @@ final class HardeningTests: XCTestCase {
     let wf = try resolve(root)
     XCTAssertEqual(wf.params.count, 21)
     XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+    // A chain of 100 distinct includes stops at the depth limit with one error.
+    for i in 0..<100 { dir.write("c\(i).yaml", "include: c\(i + 1).yaml\nparams: {c\(i): 1}\n") }
+    dir.write("c100.yaml", "params: {end: 1}\n")
+    let chain = dir.write("chain.yaml", "cogflow: 1\ninclude: c0.yaml\nnodes: {}\n")
+    XCTAssertEqual(
+      diagnostics(chain).map(\.message), ["includes nested deeper than 64 files; 'c63.yaml' is not read"])
     // A file that is not a workflow: nothing of its content is echoed.
     dir.write("secret.yaml", "password: hunter2\n")
     let leak = dir.write("leak.yaml", "cogflow: 1\ninclude: secret.yaml\nnodes: {}\n")
