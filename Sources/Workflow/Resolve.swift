@@ -325,6 +325,8 @@ public struct WorkflowResolver {
           }
           variableValues[entry.name] = [pinned]
           matrixNames.append(entry.name)
+        } else {
+          poisoned.insert(entry.name)
         }
         continue
       }
