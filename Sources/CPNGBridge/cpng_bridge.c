@@ -117,9 +117,10 @@ int cf_png_decode(const uint8_t *data, size_t size, size_t max_bytes, cf_png_ima
   memory_reader reader = {data, size, 0};
   // Written after setjmp and read after a longjmp: volatile keeps them out of registers.
   uint8_t *volatile pixels = NULL;
+  volatile int pixels_owned = 0;
   png_bytep *volatile rows = NULL;
   if (setjmp(png_jmpbuf(png))) {
-    free(pixels);
+    if (pixels_owned) free(pixels);
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
     if (error_size && error[0] == 0) set_message(&sink, "libpng failed");
@@ -167,7 +168,9 @@ int cf_png_decode(const uint8_t *data, size_t size, size_t max_bytes, cf_png_ima
     png_error(png, message);
   }
   size_t total = row_bytes * height;
-  pixels = (uint8_t *)malloc(total ? total : 1);
+  int use_caller = out->into != NULL && total <= out->into_capacity;
+  pixels = use_caller ? out->into : (uint8_t *)malloc(total ? total : 1);
+  pixels_owned = !use_caller;
   rows = (png_bytep *)malloc(sizeof(png_bytep) * (height ? height : 1));
   if (!pixels || !rows) png_error(png, "out of memory");
   for (png_uint_32 y = 0; y < height; y++) rows[y] = pixels + (size_t)y * row_bytes;
@@ -207,7 +210,8 @@ int cf_png_decode(const uint8_t *data, size_t size, size_t max_bytes, cf_png_ima
   out->height = height;
   out->channels = channels;
   out->bit_depth = out_depth;
-  out->pixels = pixels;
+  out->pixels = use_caller ? NULL : pixels;
+  out->pixels_in_caller = use_caller;
   out->pixel_bytes = total;
   out->texts = texts;
   out->text_count = (size_t)text_count;

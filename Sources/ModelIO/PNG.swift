@@ -81,10 +81,40 @@ public struct PNGImage: Sendable, Equatable {
   {
     var raw = cf_png_image()
     var message = [CChar](repeating: 0, count: 256)
-    let rc = data.withUnsafeBytes { bytes in
-      cf_png_decode(
-        bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, max(maxBytes, 0), &raw, &message,
-        message.count)
+    // Rows are decoded straight into the sample array: its capacity comes from the IHDR size (at most 4
+    // channels; libpng checks the header again), so the decoded image is never held twice. 8-bit samples are
+    // widened to UInt16 in place, from the end. Pages beyond what an image with fewer channels uses are
+    // never touched.
+    var capacity = 0
+    if data.count >= 24 {
+      let w = data.withUnsafeBytes { Int(UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self))) }
+      let h = data.withUnsafeBytes { Int(UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 20, as: UInt32.self))) }
+      let (n, o) = w.multipliedReportingOverflow(by: h)
+      if !o, n > 0, n <= max(maxBytes, 0) / 4 { capacity = n * 4 }
+    }
+    var rc: Int32 = 0
+    let samples = [UInt16](unsafeUninitializedCapacity: max(capacity, 1)) { buffer, initialized in
+      raw.into = capacity > 0 ? UnsafeMutableRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: UInt8.self) : nil
+      raw.into_capacity = capacity * 2
+      rc = data.withUnsafeBytes { bytes in
+        cf_png_decode(
+          bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, max(maxBytes, 0), &raw, &message,
+          message.count)
+      }
+      initialized = 0
+      guard rc == 0, let base = buffer.baseAddress else { return }
+      let count = Int(raw.width) * Int(raw.height) * Int(raw.channels)
+      if raw.pixels_in_caller != 0 {
+        if raw.bit_depth != 16 {
+          let bytes = UnsafeMutableRawPointer(base).assumingMemoryBound(to: UInt8.self)
+          var i = count
+          while i > 0 {
+            i -= 1
+            base[i] = UInt16(bytes[i])  // byte i is read before bytes 2i, 2i+1 are written
+          }
+        }
+        initialized = count
+      }
     }
     defer { cf_png_image_free(&raw) }
     guard rc == 0 else {
@@ -92,13 +122,17 @@ public struct PNGImage: Sendable, Equatable {
       throw ModelIOError.malformed(path: name, tensor: nil, reason: "PNG: \(reason)")
     }
     let count = Int(raw.width) * Int(raw.height) * Int(raw.channels)
-    var samples = [UInt16](repeating: 0, count: count)
-    if let px = raw.pixels {
-      if raw.bit_depth == 16 {
-        let s = UnsafeRawPointer(px).assumingMemoryBound(to: UInt16.self)
-        for i in 0..<count { samples[i] = s[i] }
-      } else {
-        for i in 0..<count { samples[i] = UInt16(px[i]) }
+    var copied = samples
+    if raw.pixels_in_caller == 0 {
+      // The image did not fit the IHDR-sized buffer (not expected): copy from libpng's own buffer.
+      copied = [UInt16](repeating: 0, count: count)
+      if let px = raw.pixels {
+        if raw.bit_depth == 16 {
+          let s = UnsafeRawPointer(px).assumingMemoryBound(to: UInt16.self)
+          for i in 0..<count { copied[i] = s[i] }
+        } else {
+          for i in 0..<count { copied[i] = UInt16(px[i]) }
+        }
       }
     }
     var texts: [PNGText] = []
@@ -117,7 +151,7 @@ public struct PNGImage: Sendable, Equatable {
     }
     return try PNGImage(
       width: Int(raw.width), height: Int(raw.height), channels: Int(raw.channels), bitDepth: Int(raw.bit_depth),
-      samples: samples, text: texts)
+      samples: copied, text: texts)
   }
 
   private static func latin1(_ p: UnsafePointer<CChar>?, _ n: Int) -> String {

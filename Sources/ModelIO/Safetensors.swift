@@ -19,28 +19,6 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     return 100_000
   }()
 
-  /// Occurrences of an ASCII needle in bytes (linear; the needle has no repeated prefix).
-  static func occurrences(of needle: String, in bytes: UnsafeRawBufferPointer) -> Int {
-    let n = Array(needle.utf8)
-    guard let first = n.first, bytes.count >= n.count else { return 0 }
-    var count = 0
-    var i = 0
-    let last = bytes.count - n.count
-    while i <= last {
-      if bytes[i] == first {
-        var j = 1
-        while j < n.count && bytes[i + j] == n[j] { j += 1 }
-        if j == n.count {
-          count += 1
-          i += n.count
-          continue
-        }
-      }
-      i += 1
-    }
-    return count
-  }
-
   public let location: String
   public let metadata: [String: String]
   private let entries: [String: Entry]
@@ -116,43 +94,86 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     let dataStart = 8 + headerLen
     let dataSize = size - dataStart
     guard let base = bytes.baseAddress else { throw bad(nil, "empty file") }
-    // Bound the tensor count before building anything from the JSON: every entry needs a "data_offsets".
-    let tensorCount = Self.occurrences(of: "\"data_offsets\"", in: UnsafeRawBufferPointer(start: base + 8, count: headerLen))
-    guard tensorCount <= maxTensors else {
-      throw bad(
-        nil,
-        "header lists more than \(maxTensors) tensors (raise COGFLOW_MAX_TENSORS if this is intended)")
-    }
-    let headerData = Data(bytes: base + 8, count: headerLen)
-    let parsed: Any
-    do {
-      parsed = try JSONSerialization.jsonObject(with: headerData)
-    } catch {
-      throw bad(nil, "header is not valid JSON")
-    }
-    guard let json = parsed as? [String: Any] else { throw bad(nil, "header is not a JSON object") }
-
+    // One pass over the JSON, each entry parsed straight into its fields: no tree of Any per tensor (a 68 MB
+    // header of a million tensors took 4 GB that way), and at most `maxTensors` entries.
+    var scanner = HeaderScanner(bytes: UnsafeRawBufferPointer(start: base + 8, count: headerLen))
+    let invalid = bad(nil, "header is not valid JSON")
     var metadata: [String: String] = [:]
     var entries: [String: Entry] = [:]
-    entries.reserveCapacity(json.count)
-    for (name, value) in json {
+    guard scanner.consume(UInt8(ascii: "{")) else { throw bad(nil, "header is not a JSON object") }
+    var firstMember = true
+    while true {
+      if scanner.consume(UInt8(ascii: "}")) { break }
+      if !firstMember { guard scanner.consume(UInt8(ascii: ",")) else { throw invalid } }
+      firstMember = false
+      guard let name = scanner.string(), scanner.consume(UInt8(ascii: ":")) else { throw invalid }
       if name == "__metadata__" {
-        guard let meta = value as? [String: Any] else { throw bad(nil, "__metadata__ is not an object") }
-        for (k, v) in meta {
-          guard let s = v as? String else { throw bad(nil, "__metadata__ value for '\(k)' is not a string") }
-          metadata[k] = s
+        guard scanner.consume(UInt8(ascii: "{")) else {
+          guard scanner.skipValue() else { throw invalid }
+          throw bad(nil, "__metadata__ is not an object")
+        }
+        var firstField = true
+        while !scanner.consume(UInt8(ascii: "}")) {
+          if !firstField { guard scanner.consume(UInt8(ascii: ",")) else { throw invalid } }
+          firstField = false
+          guard let k = scanner.string(), scanner.consume(UInt8(ascii: ":")) else { throw invalid }
+          guard scanner.peek() == UInt8(ascii: "\"") else {
+            guard scanner.skipValue() else { throw invalid }
+            throw bad(nil, "__metadata__ value for '\(k)' is not a string")
+          }
+          guard let v = scanner.string() else { throw invalid }
+          metadata[k] = v
         }
         continue
       }
-      guard let obj = value as? [String: Any] else { throw bad(name, "header entry is not an object") }
-      guard let ds = obj["dtype"] as? String else { throw bad(name, "missing dtype") }
+      guard entries[name] == nil else { throw bad(name, "tensor listed twice in the header") }
+      guard entries.count < maxTensors else {
+        throw bad(nil, "header lists more than \(maxTensors) tensors (raise COGFLOW_MAX_TENSORS if this is intended)")
+      }
+      guard scanner.consume(UInt8(ascii: "{")) else {
+        guard scanner.skipValue() else { throw invalid }
+        throw bad(name, "header entry is not an object")
+      }
+      var ds: String?
+      var shape: [Int]?
+      var shapeBad = false
+      var offs: [Int]?
+      var offsBad = false
+      var firstField = true
+      while !scanner.consume(UInt8(ascii: "}")) {
+        if !firstField { guard scanner.consume(UInt8(ascii: ",")) else { throw invalid } }
+        firstField = false
+        guard let field = scanner.string(), scanner.consume(UInt8(ascii: ":")) else { throw invalid }
+        switch field {
+        case "dtype":
+          if scanner.peek() == UInt8(ascii: "\"") {
+            guard let text = scanner.string() else { throw invalid }
+            ds = text
+          } else {
+            guard scanner.skipValue() else { throw invalid }
+            ds = nil
+          }
+        case "shape", "data_offsets":
+          guard let list = scanner.integerList(maxCount: field == "shape" ? 64 : 2) else { throw invalid }
+          if field == "shape" {
+            shape = list
+            shapeBad = list == nil
+          } else {
+            offs = list
+            offsBad = list == nil
+          }
+        default:
+          guard scanner.skipValue() else { throw invalid }
+        }
+      }
+      guard let ds else { throw bad(name, "missing dtype") }
       guard let dtype = DType(rawValue: ds) else {
         throw ModelIOError.unsupported(path: path, tensor: name, reason: "dtype \(ds)")
       }
-      guard let shapeAny = obj["shape"] as? [Any], let shape = Self.integers(shapeAny),
-        shape.allSatisfy({ $0 >= 0 })
-      else { throw bad(name, "shape is not a list of non-negative integers") }
-      guard let offAny = obj["data_offsets"] as? [Any], let offs = Self.integers(offAny), offs.count == 2 else {
+      guard !shapeBad, let shape, shape.allSatisfy({ $0 >= 0 }) else {
+        throw bad(name, "shape is not a list of non-negative integers")
+      }
+      guard !offsBad, let offs, offs.count == 2 else {
         throw bad(name, "data_offsets is not a pair of integers")
       }
       guard let need = checkedByteCount(shape, dtype) else {
@@ -168,6 +189,7 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
       }
       entries[name] = Entry(dtype: dtype, shape: shape, begin: offs[0], end: offs[1])
     }
+    guard scanner.atEnd() else { throw invalid }
     // Overlap check: ranges sorted by start must not begin before the previous one ends.
     let ranges = entries.filter { $0.value.end > $0.value.begin }.sorted {
       ($0.value.begin, $0.key) < ($1.value.begin, $1.key)
@@ -180,19 +202,202 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     }
     return (dataStart, entries, metadata)
   }
+}
 
-  /// JSON numbers written as integers (rejects 1.5, 2.0, booleans and values beyond Int64).
-  private static func integers(_ values: [Any]) -> [Int]? {
-    var out: [Int] = []
-    out.reserveCapacity(values.count)
-    for v in values {
-      // Foundation tags parsed integers with a signed C type code, booleans with "c", decimals "d".
-      guard let n = v as? NSNumber, ["i", "l", "q", "s"].contains(String(cString: n.objCType)),
-        let i = v as? Int
-      else { return nil }
-      out.append(i)
+/// A one-pass JSON reader over a safetensors header: strings, integer lists and skipping, without building
+/// values. Nesting is bounded (64 levels) so skipping cannot recurse deeply.
+struct HeaderScanner {
+  let bytes: UnsafeRawBufferPointer
+  var i = 0
+
+  init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+  mutating func skipSpace() {
+    while i < bytes.count {
+      let c = bytes[i]
+      guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
+      i += 1
     }
-    return out
+  }
+
+  mutating func peek() -> UInt8? {
+    skipSpace()
+    return i < bytes.count ? bytes[i] : nil
+  }
+
+  mutating func consume(_ c: UInt8) -> Bool {
+    guard peek() == c else { return false }
+    i += 1
+    return true
+  }
+
+  mutating func atEnd() -> Bool {
+    skipSpace()
+    return i == bytes.count
+  }
+
+  static func hexValue(_ c: UInt8) -> UInt32? {
+    switch c {
+    case 0x30...0x39: return UInt32(c - 0x30)
+    case 0x41...0x46: return UInt32(c - 0x41 + 10)
+    case 0x61...0x66: return UInt32(c - 0x61 + 10)
+    default: return nil
+    }
+  }
+
+  mutating func hex4() -> UInt32? {
+    guard i + 4 <= bytes.count else { return nil }
+    var v: UInt32 = 0
+    for k in 0..<4 {
+      guard let h = Self.hexValue(bytes[i + k]) else { return nil }
+      v = v << 4 | h
+    }
+    i += 4
+    return v
+  }
+
+  /// A JSON string (escapes decoded); nil when the next value is not a well-formed string.
+  mutating func string() -> String? {
+    guard consume(UInt8(ascii: "\"")) else { return nil }
+    var out: [UInt8] = []
+    while i < bytes.count {
+      let c = bytes[i]
+      i += 1
+      switch c {
+      case UInt8(ascii: "\""):
+        return String(decoding: out, as: UTF8.self)
+      case UInt8(ascii: "\\"):
+        guard i < bytes.count else { return nil }
+        let e = bytes[i]
+        i += 1
+        switch e {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+        case UInt8(ascii: "b"): out.append(0x08)
+        case UInt8(ascii: "f"): out.append(0x0C)
+        case UInt8(ascii: "n"): out.append(0x0A)
+        case UInt8(ascii: "r"): out.append(0x0D)
+        case UInt8(ascii: "t"): out.append(0x09)
+        case UInt8(ascii: "u"):
+          guard var v = hex4() else { return nil }
+          if (0xD800..<0xDC00).contains(v) {
+            guard i + 2 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
+              return nil
+            }
+            i += 2
+            guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
+            v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00)
+          }
+          guard let scalar = Unicode.Scalar(v) else { return nil }
+          out.append(contentsOf: Array(String(Character(scalar)).utf8))
+        default: return nil
+        }
+      default:
+        guard c >= 0x20 else { return nil }
+        out.append(c)
+      }
+    }
+    return nil
+  }
+
+  /// A JSON number token; returns its text range, or nil when malformed.
+  mutating func number() -> (integer: Int?, ok: Bool) {
+    let start = i
+    if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
+    let digitsStart = i
+    while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39 { i += 1 }
+    guard i > digitsStart else { return (nil, false) }
+    var integral = true
+    if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+      integral = false
+      i += 1
+      let f = i
+      while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39 { i += 1 }
+      guard i > f else { return (nil, false) }
+    }
+    if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+      integral = false
+      i += 1
+      if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+      let e = i
+      while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39 { i += 1 }
+      guard i > e else { return (nil, false) }
+    }
+    guard integral, i - start <= 20 else { return (nil, true) }
+    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+    return (Int(text), true)
+  }
+
+  /// A JSON array of integers. Outer nil: malformed JSON; inner nil: valid JSON but not a list of at most
+  /// `maxCount` integers (a fraction, a bool, a nested value, too many).
+  mutating func integerList(maxCount: Int) -> [Int]?? {
+    guard consume(UInt8(ascii: "[")) else {
+      return skipValue() ? .some(nil) : nil
+    }
+    var out: [Int] = []
+    var valid = true
+    var first = true
+    while !consume(UInt8(ascii: "]")) {
+      if !first { guard consume(UInt8(ascii: ",")) else { return nil } }
+      first = false
+      guard let c = peek() else { return nil }
+      if c == UInt8(ascii: "-") || (c >= 0x30 && c <= 0x39) {
+        let (integer, ok) = number()
+        guard ok else { return nil }
+        if let integer, out.count < maxCount { out.append(integer) } else { valid = false }
+      } else {
+        guard skipValue() else { return nil }
+        valid = false
+      }
+    }
+    return .some(valid ? out : nil)
+  }
+
+  /// Skips one JSON value; false when it is malformed or nested deeper than 64 levels.
+  mutating func skipValue() -> Bool {
+    var stack: [UInt8] = []  // expected closers
+    repeat {
+      guard let c = peek() else { return false }
+      switch c {
+      case UInt8(ascii: "{"), UInt8(ascii: "["):
+        guard stack.count < 64 else { return false }
+        i += 1
+        let close = c == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+        if consume(close) { break }
+        stack.append(close)
+        if close == UInt8(ascii: "}") {
+          guard string() != nil, consume(UInt8(ascii: ":")) else { return false }
+        }
+        continue
+      case UInt8(ascii: "\""):
+        guard string() != nil else { return false }
+      case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+        var matched = false
+        for word in ["true", "false", "null"] {
+          let w = Array(word.utf8)
+          if i + w.count <= bytes.count, zip(w.indices, w).allSatisfy({ bytes[i + $0.0] == $0.1 }) {
+            i += w.count
+            matched = true
+            break
+          }
+        }
+        guard matched else { return false }
+      default:
+        guard number().ok else { return false }
+      }
+      // After a value: close containers or move to the next element.
+      while let close = stack.last {
+        if consume(close) {
+          stack.removeLast()
+          continue
+        }
+        guard consume(UInt8(ascii: ",")) else { return false }
+        if close == UInt8(ascii: "}") {
+          guard string() != nil, consume(UInt8(ascii: ":")) else { return false }
+        }
+        break
+      }
+    } while !stack.isEmpty
+    return true
   }
 }
 

@@ -112,6 +112,8 @@ public enum WorkflowLimits {
   public static let defaultMaxNodes = environment("COGFLOW_MAX_NODES", default: 100_000)
   /// Characters of one error message (fixed): longer values are cut and counted, not echoed.
   public static let messageMaxChars = 2_000
+  /// Files in one chain of includes (fixed): reading an include recurses.
+  public static let maxIncludeDepth = 64
   /// Cycles listed by validation (fixed); the count of the rest is given.
   public static let maxCyclesListed = 100
 }
@@ -171,7 +173,9 @@ public enum RegularFile {
       while offset < size {
         let n = read(fd, raw.baseAddress! + offset, size - offset)
         if n < 0 && errno == EINTR { continue }
-        guard n >= 0 else { throw Problem(message: "cannot read \(what) '\(path)': \(String(cString: strerror(errno)))") }
+        guard n >= 0 else {
+          throw Problem(message: "cannot read \(what) '\(path)': \(String(cString: strerror(errno)))")
+        }
         if n == 0 { break }
         offset += n
       }

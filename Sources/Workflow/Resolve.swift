@@ -128,7 +128,9 @@ public struct WorkflowResolver {
     }
     if let d = converted.doubleValue {
       if d.isNaN && (min != nil || max != nil) {
-        error("\(what): NaN cannot be checked against the bounds \(min.map(Self.bound) ?? "-") … \(max.map(Self.bound) ?? "-")", location)
+        error(
+          "\(what): NaN cannot be checked against the bounds \(min.map(Self.bound) ?? "-") … \(max.map(Self.bound) ?? "-")",
+          location)
         return nil
       }
       if let min, d < min {
@@ -323,6 +325,8 @@ public struct WorkflowResolver {
           }
           variableValues[entry.name] = [pinned]
           matrixNames.append(entry.name)
+        } else {
+          poisoned.insert(entry.name)
         }
         continue
       }
@@ -428,7 +432,9 @@ public struct WorkflowResolver {
         guard !visited.contains(id), declIndex[id] != nil else { continue }
         visited.insert(id)
         stack.append((id, true))
-        for edge in (upstream[id] ?? []).reversed() where !visited.contains(edge.node) { stack.append((edge.node, false)) }
+        for edge in (upstream[id] ?? []).reversed() where !visited.contains(edge.node) {
+          stack.append((edge.node, false))
+        }
       }
     }
     func finish(_ id: String) {
@@ -650,7 +656,8 @@ public struct WorkflowResolver {
           if kind.isRegular {
             files[param.name] = path
           } else {
-            error("node '\(decl.id)' parameter '\(param.name)': '\(text)' is \(kind.name), not a regular file", location)
+            error(
+              "node '\(decl.id)' parameter '\(param.name)': '\(text)' is \(kind.name), not a regular file", location)
           }
         } else {
           error("node '\(decl.id)' parameter '\(param.name)': file '\(text)' not found (looked at \(path))", location)
@@ -771,7 +778,8 @@ public struct WorkflowResolver {
     }
     // Only regular files (and folders of them) are models: a FIFO or a device would never end.
     guard kind.isRegular || kind.isDirectory else {
-      error("model '\(model.name)': '\(model.path)' is \(kind.name); a model is a regular file or a folder", model.location)
+      error(
+        "model '\(model.name)': '\(model.path)' is \(kind.name); a model is a regular file or a folder", model.location)
       return nil
     }
     var files: [String] = []

@@ -120,7 +120,9 @@ public enum WorkflowReader {
     }
     // An included path may name any file: if it is not a workflow, say so without echoing its content.
     if !isRoot, root.pairs?.contains(where: { topLevelKeys.contains($0.key.scalarText ?? "") }) != true {
-      error("included file is not a workflow file (it has none of the keys \(topLevelKeys.sorted().joined(separator: ", ")))", root.location)
+      error(
+        "included file is not a workflow file (it has none of the keys \(topLevelKeys.sorted().joined(separator: ", ")))",
+        root.location)
       return
     }
     guard let pairs = root.pairs else {
@@ -177,6 +179,12 @@ public enum WorkflowReader {
           .standardizedFileURL
         if visiting.visiting.contains(url.path) {
           error("include cycle: '\(rel)' is already being read", entry.location)
+          continue
+        }
+        // Reading an include recurses: the nesting is bounded (a chain of distinct files cannot overflow the stack).
+        guard visiting.visiting.count < WorkflowLimits.maxIncludeDepth else {
+          error(
+            "includes nested deeper than \(WorkflowLimits.maxIncludeDepth) files; '\(rel)' is not read", entry.location)
           continue
         }
         // Each file is read and merged once, however often it is included (a diamond shares it).

@@ -74,8 +74,12 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
       if let i = Int(text) { return .int(i) }
       if let d = Double(text) { return .float(d) }  // beyond Int: keep the magnitude
     }
-    if text.hasPrefix("0o"), text.dropFirst(2).first?.isHexDigit == true, let i = Int(text.dropFirst(2), radix: 8) { return .int(i) }
-    if text.hasPrefix("0x"), text.dropFirst(2).first?.isHexDigit == true, let i = Int(text.dropFirst(2), radix: 16) { return .int(i) }
+    if text.hasPrefix("0o"), text.dropFirst(2).first?.isHexDigit == true, let i = Int(text.dropFirst(2), radix: 8) {
+      return .int(i)
+    }
+    if text.hasPrefix("0x"), text.dropFirst(2).first?.isHexDigit == true, let i = Int(text.dropFirst(2), radix: 16) {
+      return .int(i)
+    }
     if Self.isDecimalFloat(text), let d = Double(text) { return .float(d) }
     switch text {
     case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .float(.infinity)

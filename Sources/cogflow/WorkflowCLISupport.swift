@@ -11,7 +11,8 @@ struct WorkflowFileOptions: ParsableArguments {
   @Option(
     help: "Folder that relative model paths resolve against (default: $COGFLOW_MODELS, else the workflow's folder).")
   var models: String?
-  @Option(help: "At most this many node instances after matrix/foreach expansion (default: $COGFLOW_MAX_NODES, else 100000).")
+  @Option(
+    help: "At most this many node instances after matrix/foreach expansion (default: $COGFLOW_MAX_NODES, else 100000).")
   var maxNodes: Int?
   @Flag(help: .hidden) var toyNodes = false
 }

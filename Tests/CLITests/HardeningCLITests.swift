@@ -50,7 +50,8 @@ final class HardeningCLITests: XCTestCase {
     XCTAssertFalse(out.signaled, "ended by a signal: \(out.status)", file: file, line: line)
     XCTAssertEqual(out.status, status, String(out.stderr.prefix(500)), file: file, line: line)
     for text in wording {
-      XCTAssertTrue(out.stderr.contains(text), "missing '\(text)' in: \(out.stderr.prefix(500))", file: file, line: line)
+      XCTAssertTrue(
+        out.stderr.contains(text), "missing '\(text)' in: \(out.stderr.prefix(500))", file: file, line: line)
     }
     XCTAssertLessThan(out.seconds, seconds, file: file, line: line)
     if let peak = out.peakMiB { XCTAssertLessThan(peak, peakMiB, file: file, line: line) }
@@ -66,7 +67,9 @@ final class HardeningCLITests: XCTestCase {
       contains: ["deep.yaml:5:", "nesting deeper than 200 levels"], seconds: 30, peakMiB: 400)
 
     var laughs = "cogflow: 1\nparams:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
-    for i in 1...9 { laughs += "  a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+    for i in 1...9 {
+      laughs += "  a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n"
+    }
     laughs += "nodes: {}\n"
     scratch.write("laughs.yaml", laughs)
     check(
@@ -75,7 +78,8 @@ final class HardeningCLITests: XCTestCase {
 
     var matrix = "cogflow: 1\nmatrix:\n"
     for v in 0..<9 { matrix += "  v\(v): [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n" }
-    matrix += "nodes:\n  a:\n    type: toy.concat\n    in: {text: {value: \"" + (0..<9).map { "${v\($0)}" }.joined()
+    matrix +=
+      "nodes:\n  a:\n    type: toy.concat\n    in: {text: {value: \"" + (0..<9).map { "${v\($0)}" }.joined()
       + "\"}}\n"
     scratch.write("matrix.yaml", matrix)
     check(
@@ -101,7 +105,8 @@ final class HardeningCLITests: XCTestCase {
     let name = String(repeating: "z", count: 10_000_000)
     scratch.write("name.yaml", "cogflow: 1\nnodes:\n  a: {type: \(name)}\n")
     let long = try run(["validate", "name.yaml"], in: scratch)
-    check(long, status: 2, contains: ["name.yaml:3:13: error: node 'a': unknown node type", "more characters)"],
+    check(
+      long, status: 2, contains: ["name.yaml:3:13: error: node 'a': unknown node type", "more characters)"],
       seconds: 30, peakMiB: 600)
   }
 
@@ -113,10 +118,12 @@ final class HardeningCLITests: XCTestCase {
       try run(["run", "w.yaml"], in: scratch), status: 2,
       contains: ["w.yaml:2:13: error: model 'm': 'pipe' is a FIFO (named pipe)"], seconds: 20, peakMiB: 400)
     check(
-      try run(["validate", "pipe"], in: scratch), status: 2, contains: ["'pipe' is a FIFO (named pipe), not a regular file"],
+      try run(["validate", "pipe"], in: scratch), status: 2,
+      contains: ["'pipe' is a FIFO (named pipe), not a regular file"],
       seconds: 20, peakMiB: 400)
     check(
-      try run(["validate", "/dev/zero"], in: scratch), status: 2, contains: ["is a character device, not a regular file"],
+      try run(["validate", "/dev/zero"], in: scratch), status: 2,
+      contains: ["is a character device, not a regular file"],
       seconds: 20, peakMiB: 400)
     check(
       try run(["validate", scratch.path], in: scratch), status: 2, contains: ["is a directory, not a regular file"],
@@ -126,7 +133,8 @@ final class HardeningCLITests: XCTestCase {
       seconds: 20, peakMiB: 400)
     scratch.write("empty.yaml", "")
     check(
-      try run(["validate", "empty.yaml"], in: scratch), status: 2, contains: ["empty.yaml:1:1: error: the file is empty"],
+      try run(["validate", "empty.yaml"], in: scratch), status: 2,
+      contains: ["empty.yaml:1:1: error: the file is empty"],
       seconds: 20, peakMiB: 400)
     scratch.write("file-not-folder", "x")
     check(
@@ -145,7 +153,8 @@ final class HardeningCLITests: XCTestCase {
       peakMiB: 400)
     let ok = try run(["cache", "gc", "--max-size", "1.5K"], in: scratch)
     check(ok, status: 0, contains: [], seconds: 20, peakMiB: 400)
-    check(try run(["validate"], in: scratch), status: 2, contains: ["Missing expected argument"], seconds: 20, peakMiB: 400)
+    check(
+      try run(["validate"], in: scratch), status: 2, contains: ["Missing expected argument"], seconds: 20, peakMiB: 400)
     check(
       try run(["cache", "stats", "--no-such-flag"], in: scratch), status: 2, contains: ["Unknown option"], seconds: 20,
       peakMiB: 400)

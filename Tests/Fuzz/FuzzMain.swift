@@ -93,6 +93,11 @@ enum WorkflowFuzz {
         _ = FileManager.default.createFile(atPath: crashPath, contents: Data(input))
         accepted += input.withUnsafeBytes { FuzzTarget.run($0) }
         execs += 1
+        if execs % 500 == 0 {
+          // A progress line, so a run stopped early still reports what it did.
+          print("progress: execs \(execs), \(Int(elapsed())) s (\(cpuClock ? "CPU" : "wall")), no crash")
+          fflush(stdout)
+        }
       }
       try? FileManager.default.removeItem(atPath: crashPath)
       print(

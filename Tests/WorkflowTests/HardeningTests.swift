@@ -38,14 +38,17 @@ final class HardeningTests: XCTestCase {
     // 200 levels are fine; an alias of a 150-deep list inside 100 levels is not.
     XCTAssertNil(yamlError(String(repeating: "[", count: 199) + String(repeating: "]", count: 199)))
     let deep = String(repeating: "[", count: 150) + String(repeating: "]", count: 150)
-    let aliased = "a: &x " + deep + "\nb: " + String(repeating: "[", count: 100) + "*x" + String(repeating: "]", count: 100)
+    let aliased =
+      "a: &x " + deep + "\nb: " + String(repeating: "[", count: 100) + "*x" + String(repeating: "]", count: 100)
     XCTAssertNotNil(yamlError(aliased))
   }
 
   // Class 2: billion laughs is counted as it expands.
   func testAliasExpansionIsCounted() throws {
     var text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
-    for i in 1...9 { text += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+    for i in 1...9 {
+      text += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n"
+    }
     text += "cogflow: 1\n"
     let started = Date()
     let error = try XCTUnwrap(yamlError(text))
@@ -104,7 +107,8 @@ final class HardeningTests: XCTestCase {
 
     let name = String(repeating: "q", count: 10_000_000)
     let path = dir.write(
-      "long.yaml", "cogflow: 1\nnodes:\n  a:\n    type: \(name)\n  b:\n    type: toy.add\n    with: {value: \"\(name)\"}\n")
+      "long.yaml",
+      "cogflow: 1\nnodes:\n  a:\n    type: \(name)\n  b:\n    type: toy.add\n    with: {value: \"\(name)\"}\n")
     started = Date()
     let all = diagnostics(path)
     XCTAssertLessThan(Date().timeIntervalSince(started), 20, "10 MB unknown name (18 s before)")
@@ -158,7 +162,8 @@ final class HardeningTests: XCTestCase {
     let dir = TempDir()
     var text = "cogflow: 1\nmatrix:\n"
     for v in 0..<9 { text += "  v\(v): [" + (0..<10).map(String.init).joined(separator: ", ") + "]\n" }
-    text += "nodes:\n  a:\n    type: toy.concat\n    in: {text: {value: \""
+    text +=
+      "nodes:\n  a:\n    type: toy.concat\n    in: {text: {value: \""
       + (0..<9).map { "${v\($0)}" }.joined() + "\"}}\n"
     let path = dir.write("matrix.yaml", text)
     let started = Date()
@@ -171,7 +176,10 @@ final class HardeningTests: XCTestCase {
 
     let twice = dir.write(
       "twice.yaml", "cogflow: 1\nmatrix: {s: [1, 2, 1]}\nnodes:\n  a: {type: toy.add, with: {value: $s}}\n")
-    XCTAssertEqual(messages(twice), "twice.yaml:2:13: error: matrix 's' lists the value 1 more than once".replacingOccurrences(of: "twice.yaml", with: twice))
+    XCTAssertEqual(
+      messages(twice),
+      "twice.yaml:2:13: error: matrix 's' lists the value 1 more than once".replacingOccurrences(
+        of: "twice.yaml", with: twice))
   }
 
   // Class 2: an include diamond 20 deep reads each file once.
@@ -179,11 +187,18 @@ final class HardeningTests: XCTestCase {
     let dir = TempDir()
     for i in 0..<20 { dir.write("i\(i).yaml", "include: [i\(i + 1).yaml, i\(i + 1).yaml]\nparams: {p\(i): 1}\n") }
     dir.write("i20.yaml", "params: {last: 1}\n")
-    let root = dir.write("root.yaml", "cogflow: 1\ninclude: i0.yaml\nnodes:\n  a: {type: toy.add, with: {value: $last}}\n")
+    let root = dir.write(
+      "root.yaml", "cogflow: 1\ninclude: i0.yaml\nnodes:\n  a: {type: toy.add, with: {value: $last}}\n")
     let started = Date()
     let wf = try resolve(root)
     XCTAssertEqual(wf.params.count, 21)
     XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+    // A chain of 100 distinct includes stops at the depth limit with one error.
+    for i in 0..<100 { dir.write("c\(i).yaml", "include: c\(i + 1).yaml\nparams: {c\(i): 1}\n") }
+    dir.write("c100.yaml", "params: {end: 1}\n")
+    let chain = dir.write("chain.yaml", "cogflow: 1\ninclude: c0.yaml\nnodes: {}\n")
+    XCTAssertEqual(
+      diagnostics(chain).map(\.message), ["includes nested deeper than 64 files; 'c63.yaml' is not read"])
     // A file that is not a workflow: nothing of its content is echoed.
     dir.write("secret.yaml", "password: hunter2\n")
     let leak = dir.write("leak.yaml", "cogflow: 1\ninclude: secret.yaml\nnodes: {}\n")
@@ -200,10 +215,13 @@ final class HardeningTests: XCTestCase {
     XCTAssertTrue(messages(unclosed).contains("'${' is not closed by '}'"), messages(unclosed))
     let bounds = dir.write("bounds.yaml", "cogflow: 1\nparams:\n  p: {type: float, default: 1, min: abc}\nnodes: {}\n")
     XCTAssertEqual(messages(bounds), "\(bounds):3:37: error: 'min' of parameter 'p' must be a number, found 'abc'")
-    let nan = dir.write("nan.yaml", "cogflow: 1\nparams:\n  p: {type: float, default: .nan, min: 0, max: 1}\nnodes: {}\n")
+    let nan = dir.write(
+      "nan.yaml", "cogflow: 1\nparams:\n  p: {type: float, default: .nan, min: 0, max: 1}\nnodes: {}\n")
     XCTAssertTrue(messages(nan).contains("NaN cannot be checked against the bounds 0 … 1"), messages(nan))
-    let matrix = dir.write("m.yaml", "cogflow: 1\nmatrix: {s: [1, 2]}\nnodes:\n  a: {type: toy.add, with: {value: $s}}\n")
-    XCTAssertEqual(messages(matrix, ResolveOptions(overrides: ["s=3"])), "error: --set s=3: not one of the matrix values [1,2]")
+    let matrix = dir.write(
+      "m.yaml", "cogflow: 1\nmatrix: {s: [1, 2]}\nnodes:\n  a: {type: toy.add, with: {value: $s}}\n")
+    XCTAssertEqual(
+      messages(matrix, ResolveOptions(overrides: ["s=3"])), "error: --set s=3: not one of the matrix values [1,2]")
     XCTAssertEqual(try resolve(matrix, ResolveOptions(overrides: ["s=2"])).nodes.map(\.id), ["a[s=2]"])
     let empty = dir.write("empty.yaml", "")
     XCTAssertTrue(messages(empty).contains("the file is empty"), messages(empty))
@@ -214,11 +232,21 @@ final class HardeningTests: XCTestCase {
     let dir = TempDir()
     let fifo = dir.path("pipe")
     XCTAssertEqual(mkfifo(fifo, 0o600), 0)
-    let text = "cogflow: 1\nmodels: {m: \(fifo), z: /dev/zero}\nnodes:\n  a: {type: toy.model, with: {model: m}}\n"
+    let text =
+      "cogflow: 1\nmodels: {m: \(fifo), z: /dev/zero}\nnodes:\n  a: {type: toy.model, with: {model: m}}\n"
       + "  b: {type: toy.model, with: {model: z}}\n"
     let all = messages(dir.write("w.yaml", text))
     XCTAssertTrue(all.contains("is a FIFO (named pipe); a model is a regular file or a folder"), all)
     XCTAssertTrue(all.contains("'/dev/zero' is a character device"), all)
+    // Hashing checks for cancellation between chunks.
+    let big = dir.path("big.bin")
+    XCTAssertTrue(FileManager.default.createFile(atPath: big, contents: Data(count: 9 << 20)))
+    let token = CancellationToken()
+    token.cancel()
+    XCTAssertThrowsError(try DiskCache.hashRegularFile(big, cancellation: token)) { error in
+      XCTAssertTrue(error is CancelledError, "\(error)")
+    }
+    XCTAssertEqual(try DiskCache.hashRegularFile(big), try SHA256.hashFile(atPath: big))
     XCTAssertThrowsError(try DiskCache.hashRegularFile("/dev/zero")) { error in
       XCTAssertTrue("\(error)".contains("character device, not a regular file"), "\(error)")
     }

@@ -29,6 +29,11 @@ typedef struct {
   size_t pixel_bytes;
   cf_png_text *texts;
   size_t text_count;
+  /// In: an optional buffer of `into_capacity` bytes for the pixels (the caller's sample array). When the
+  /// image fits, rows are decoded straight into it, `pixels` stays NULL and `pixels_in_caller` is 1.
+  uint8_t *into;
+  size_t into_capacity;
+  int pixels_in_caller;
 } cf_png_image;
 
 /// Decodes `size` bytes. Refuses images whose decoded size exceeds `max_bytes` before allocating.
