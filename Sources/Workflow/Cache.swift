@@ -60,7 +60,7 @@ public final class DiskCache: @unchecked Sendable {
     if let kind = RegularFile.kind(root.path), !kind.isDirectory {
       throw WorkflowError.cache(path: root.path, message: "is \(kind.name), not a folder (give --cache a folder)")
     }
-    for sub in ["objects", "index", "locks", "tmp", "files", "history"] {
+    for sub in ["objects", "index", "locks", "tmp", "files", "history", "runs"] {
       do {
         try fm.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true)
       } catch {
@@ -619,7 +619,7 @@ public final class DiskCache: @unchecked Sendable {
 
   /// Deletes everything in the cache folder that the cache owns.
   public func clear() {
-    for sub in ["objects", "index", "locks", "tmp", "files", "history"] {
+    for sub in ["objects", "index", "locks", "tmp", "files", "history", "runs"] {
       try? fm.removeItem(at: root.appendingPathComponent(sub))
       try? fm.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true)
     }
