@@ -91,21 +91,8 @@ final class LLMTestServer {
   }
 }
 
-/// Collects a node's log lines (thread-safe).
-final class ExpandLog: @unchecked Sendable {
-  private let lock = NSLock()
-  private var lines: [String] = []
-  func add(_ line: String) {
-    lock.lock()
-    lines.append(line)
-    lock.unlock()
-  }
-  var logLines: [String] {
-    lock.lock()
-    defer { lock.unlock() }
-    return lines
-  }
-}
+/// A node's log lines.
+typealias ExpandLog = LockedList<String>
 
 /// Runs the node directly (no engine) with the spec's defaults plus `with`.
 func runExpand(
@@ -118,7 +105,7 @@ func runExpand(
   for (name, value) in with { values[name] = value }
   let params = NodeParams(values, files: template.map { ["template": $0] } ?? [:])
   let context = NodeContext(
-    node: "expand", type: "prompt-expand", key: "k", cancellation: cancellation, onLog: { log.add($0) })
+    node: "expand", type: "prompt-expand", key: "k", cancellation: cancellation, onLog: { log.append($0) })
   let out = try node.run(inputs: NodeInputs(["text": Artifact(text: prompt)]), params: params, context: context)
   return (out["text"]?.text ?? "", context.doNotCacheNote)
 }

@@ -108,7 +108,7 @@ final class PromptExpandTests: XCTestCase {
     let gap = (requests[1]["start"] as? Double ?? 0) - (requests[0]["end"] as? Double ?? 0)
     XCTAssertGreaterThanOrEqual(gap, 0.9, "Retry-After: 1 was honoured (retry-delay alone is 0.01 s)")
     XCTAssertTrue(
-      log.logLines.contains { $0.contains("HTTP 429") && $0.contains("retrying in 1.00 s") }, "\(log.logLines)")
+      log.all.contains { $0.contains("HTTP 429") && $0.contains("retrying in 1.00 s") }, "\(log.all)")
   }
 
   func testRepeated500StopsAtTheRetryBoundAndAtTheTimeBound() throws {

@@ -32,23 +32,25 @@ enum Paths {
   }
 }
 
-/// Collects engine events from any thread.
-final class EventLog: @unchecked Sendable {
+/// A list that any thread may append to: engine events, node log lines.
+final class LockedList<Element>: @unchecked Sendable {
   private let lock = NSLock()
-  private var events: [EngineEvent] = []
+  private var items: [Element] = []
 
-  func append(_ event: EngineEvent) {
+  func append(_ item: Element) {
     lock.lock()
-    events.append(event)
+    items.append(item)
     lock.unlock()
   }
 
-  var all: [EngineEvent] {
+  var all: [Element] {
     lock.lock()
     defer { lock.unlock() }
-    return events
+    return items
   }
 }
+
+typealias EventLog = LockedList<EngineEvent>
 
 extension RunResult {
   /// Node ids with outcome `outcome`, sorted.
