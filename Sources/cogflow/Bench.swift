@@ -15,7 +15,8 @@ struct BenchKernels: ParsableCommand {
     discussion: """
       Compute-bound rows report GFLOP/s and their ratio to the sgemm row; memory-bound rows (GroupNorm, \
       GEGLU) report GB/s (bytes read + written) and their ratio to the parallel copy row of the same run. \
-      Numbers are only meaningful on an otherwise idle machine.
+      Numbers are only meaningful on an otherwise idle machine. When OPENBLAS_CORETYPE is set, it is first \
+      measured against OpenBLAS' own choice (small sgemm in two child processes) and a note says what it costs.
       """)
   @Flag(help: "Print one JSON array instead of a table.") var json = false
   @Option(help: "Seconds spent on each row (best call is reported).") var seconds: Double = 0.5
@@ -33,6 +34,8 @@ struct BenchKernels: ParsableCommand {
   @Flag(
     help: ArgumentHelp("Time by process CPU time per thread (for tuning on a loaded machine).", visibility: .hidden))
   var cpuTime = false
+  @Flag(help: ArgumentHelp("Print the OpenBLAS core and sgemm rate as JSON, nothing else.", visibility: .hidden))
+  var sgemmProbe = false
 
   func validate() throws {
     guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
@@ -44,6 +47,11 @@ struct BenchKernels: ParsableCommand {
     if let threads { Parallel.threadCount = threads }
     if let convColumnBytes { Ops.convColumnBytes = max(1, convColumnBytes) }
     if let attentionTileBytes { Ops.attentionTileBytes = max(1, attentionTileBytes) }
+    if sgemmProbe { return try CoretypeCheck.runProbe() }
+    if let note = CoretypeCheck.check(threads: Parallel.threadCount) {
+      // Keep stdout one JSON array under --json.
+      if json { FileHandle.standardError.write(Data((note + "\n").utf8)) } else { print(note) }
+    }
     if json {
       let rows = try KernelBench.run(minSeconds: seconds, shrink: shrink, only: only, cpuTime: cpuTime)
       let encoder = JSONEncoder()
